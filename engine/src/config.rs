@@ -1,0 +1,129 @@
+//! Configuration of the message log: plain structs whose `Default` is the embedded default.
+//! Every limit is a named value with its unit in the name.
+
+use serde::Deserialize;
+
+/// When a shard writer considers a batch durable, and so acknowledges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPolicy {
+    /// `fdatasync` every touched segment file once per batch, then acknowledge (default).
+    #[default]
+    Data,
+    /// `fsync` (data and all metadata) once per batch, then acknowledge.
+    Full,
+    /// Acknowledge once the batch is written to the page cache. NOT durable across a power
+    /// loss or kernel crash (a killed process loses nothing); for bulk back-fills that can be
+    /// replayed, and for measuring the cost of fsync.
+    None,
+}
+
+/// Configuration of the sharded message log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Number of shards (writer threads). Fixed when a data directory is created.
+    pub shards: u32,
+    /// Length of a segment's time bucket, in ms (default one day). Fixed at creation.
+    pub bucket_ms: i64,
+    /// Offset east of UTC of the zone whose midnight aligns buckets, in ms (default UTC+8).
+    pub tz_offset_ms: i64,
+    /// How far a record's time may be ahead of the engine clock, in ms (default 1 hour).
+    pub future_skew_ms: i64,
+    /// Durability policy of acknowledgements.
+    pub sync: SyncPolicy,
+    /// Extra time a writer waits to gather more appends into a batch, in µs (default 0: the
+    /// batch is whatever queued up during the previous fsync).
+    pub group_commit_delay_us: u64,
+    /// Capacity of each shard's request channel, in requests. A full channel blocks `append`.
+    pub channel_capacity: usize,
+    /// Largest number of records in one group commit.
+    pub batch_records_max: usize,
+    /// Largest number of encoded bytes in one group commit.
+    pub batch_bytes_max: usize,
+    /// Largest UTF-8 text of one record, in bytes.
+    pub text_bytes_max: usize,
+    /// Largest number of records in one `append` call.
+    pub append_records_max: usize,
+    /// An open segment reaching this size is sealed and a new one started, in bytes.
+    pub segment_bytes_max: u64,
+    /// Uncompressed size at which a sealed segment's block is cut, in bytes.
+    pub block_bytes_max: usize,
+    /// zstd level of sealed blocks (1-22).
+    pub zstd_level: i32,
+    /// A bucket's open segment is sealed once the clock is this far past the bucket's end, in
+    /// ms (default 2 hours: late delivery reports still land in the open segment).
+    pub seal_grace_ms: i64,
+    /// An open segment of a past bucket (a back-fill) that received nothing for this long is
+    /// sealed, in ms.
+    pub seal_idle_ms: i64,
+    /// Most open segments a shard keeps; past it, the least recently written one is sealed.
+    pub open_segments_max: usize,
+    /// How often writers look for segments to seal, in ms.
+    pub maintenance_interval_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            shards: 4,
+            bucket_ms: crate::time::DAY_MS,
+            tz_offset_ms: crate::time::UTC8_OFFSET_MS,
+            future_skew_ms: 3_600_000,
+            sync: SyncPolicy::Data,
+            group_commit_delay_us: 0,
+            channel_capacity: 1024,
+            batch_records_max: 16_384,
+            batch_bytes_max: 8 << 20,
+            text_bytes_max: 16 << 10,
+            append_records_max: 100_000,
+            segment_bytes_max: 128 << 20,
+            block_bytes_max: 256 << 10,
+            zstd_level: 9,
+            seal_grace_ms: 2 * 3_600_000,
+            seal_idle_ms: 15 * 60_000,
+            open_segments_max: 8,
+            maintenance_interval_ms: 10_000,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks that every value is usable; names the first one that is not.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |field: &'static str, why: &str| Err(crate::Error::invalid(field, why.to_string()));
+        if self.shards == 0 || self.shards > 1024 {
+            return bad("shards", "must be 1..=1024");
+        }
+        if self.bucket_ms < 60_000
+            || crate::time::DAY_MS % self.bucket_ms != 0 && self.bucket_ms % crate::time::DAY_MS != 0
+        {
+            return bad("bucket_ms", "must be at least a minute and divide or be a multiple of a day");
+        }
+        if self.channel_capacity == 0 || self.batch_records_max == 0 || self.append_records_max == 0 {
+            return bad("channel_capacity", "channel and batch limits must be positive");
+        }
+        if self.batch_bytes_max < 64 << 10 || self.batch_bytes_max > 256 << 20 {
+            return bad("batch_bytes_max", "must be 64 KiB..=256 MiB");
+        }
+        if self.text_bytes_max > 1 << 20 || self.text_bytes_max + 1024 > self.batch_bytes_max {
+            return bad("text_bytes_max", "must be at most 1 MiB and fit in a batch");
+        }
+        if self.block_bytes_max < 4096 || self.block_bytes_max > 16 << 20 {
+            return bad("block_bytes_max", "must be 4 KiB..=16 MiB");
+        }
+        if self.segment_bytes_max < self.batch_bytes_max as u64 || self.segment_bytes_max > 4 << 30 {
+            return bad("segment_bytes_max", "must be at least batch_bytes_max and at most 4 GiB");
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            return bad("zstd_level", "must be 1..=22");
+        }
+        if self.open_segments_max == 0 {
+            return bad("open_segments_max", "must be positive");
+        }
+        if self.future_skew_ms < 0 || self.seal_grace_ms < 0 || self.seal_idle_ms < 0 {
+            return bad("future_skew_ms", "durations must not be negative");
+        }
+        Ok(())
+    }
+}

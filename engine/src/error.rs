@@ -1,0 +1,127 @@
+//! Errors of the engine: one umbrella [`Error`] whose variants carry what an operator needs to act
+//! (the field of a bad record, the file and offset of corruption, the operation that failed).
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A record or argument was malformed; `field` names the offending field.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field that is wrong (`peer`, `sub_port`, `ts`, `text`, ...).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record dated further in the future than the configured clock skew allows.
+    #[error("invalid ts: {ts_ms} ms is {ahead_ms} ms ahead of the engine clock ({now_ms} ms); at most {skew_ms} ms of skew is accepted")]
+    FutureRecord {
+        /// The record's time.
+        ts_ms: i64,
+        /// The engine clock when the record was refused.
+        now_ms: i64,
+        /// How far ahead it was.
+        ahead_ms: i64,
+        /// The configured tolerance (`future_skew_ms`).
+        skew_ms: i64,
+    },
+    /// Data on disk failed a checksum or a structural check.
+    #[error("corruption in {}: at byte offset {offset}: {detail}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damaged structure inside the file.
+        offset: u64,
+        /// What check failed.
+        detail: String,
+    },
+    /// An I/O operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`open`, `write`, `fsync`, `rename`, ...).
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A shard writer failed to make data durable earlier and refuses further appends. The data
+    /// directory must be reopened (after the fault is fixed) to recover what was acknowledged.
+    #[error("shard {shard} is poisoned after an earlier write or fsync failure ({cause}); reopen the engine")]
+    Poisoned {
+        /// The shard whose writer stopped.
+        shard: u32,
+        /// The first failure.
+        cause: String,
+    },
+    /// The data directory is held by another process or engine instance.
+    #[error("data directory {} is locked by another portlog instance", path.display())]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The data directory was created with settings that the given configuration contradicts.
+    #[error("data directory {} was created with {what}; the configuration asks for {asked}", path.display())]
+    ConfigMismatch {
+        /// The data directory.
+        path: PathBuf,
+        /// The stored setting.
+        what: String,
+        /// The requested setting.
+        asked: String,
+    },
+    /// A bounded resource is exhausted (queue full, too many open segments, ...).
+    #[error("limit reached: {0}")]
+    Limit(String),
+    /// The engine is shutting down or closed.
+    #[error("the engine is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid { field, reason: reason.into() }
+    }
+
+    /// Shorthand for [`Error::Corrupt`].
+    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, detail: impl Into<String>) -> Self {
+        Error::Corrupt { path: path.into(), offset, detail: detail.into() }
+    }
+
+    /// An equal error for a second recipient (`io::Error` is not `Clone`: its kind and message
+    /// are kept).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Invalid { field, reason } => Error::Invalid { field, reason: reason.clone() },
+            Error::FutureRecord { ts_ms, now_ms, ahead_ms, skew_ms } => {
+                Error::FutureRecord { ts_ms: *ts_ms, now_ms: *now_ms, ahead_ms: *ahead_ms, skew_ms: *skew_ms }
+            }
+            Error::Corrupt { path, offset, detail } => {
+                Error::Corrupt { path: path.clone(), offset: *offset, detail: detail.clone() }
+            }
+            Error::Io { op, path, source } => {
+                Error::Io { op, path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
+            }
+            Error::Poisoned { shard, cause } => Error::Poisoned { shard: *shard, cause: cause.clone() },
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::ConfigMismatch { path, what, asked } => {
+                Error::ConfigMismatch { path: path.clone(), what: what.clone(), asked: asked.clone() }
+            }
+            Error::Limit(s) => Error::Limit(s.clone()),
+            Error::Closed => Error::Closed,
+        }
+    }
+
+    /// Returns a closure mapping an `io::Error` to [`Error::Io`] for `op` on `path`.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+}

@@ -1,0 +1,406 @@
+//! The message log: append-only, sharded by sub-port, segmented by record time.
+//!
+//! * [`Log::append`] validates records, routes each to its sub-port's shard writer and returns
+//!   once every one is durable (group commit; see [`crate::config::SyncPolicy`]).
+//! * Reads ([`Log::scan_shard`], [`Log::read_sub_port`], [`Log::read_number`]) stream records in
+//!   time order from a snapshot of the acknowledged data, verifying checksums as they go.
+//! * Open segments are sealed in the background into compressed, indexed, mmap-read files.
+
+pub mod block;
+pub mod frame;
+pub mod index;
+pub mod manifest;
+pub mod merge;
+pub mod open_segment;
+pub mod sealed;
+pub mod sealer;
+pub mod shard;
+pub mod writer;
+
+use crate::clock::SharedClock;
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::record::{PhoneNumber, Record, SubPort};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use manifest::Manifest;
+use merge::{Cursor, Filter, Merge, OpenCursor, SealedCursor};
+use sealer::SealJob;
+use shard::{RecoveryReport, Shard};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use writer::{Request, Writer};
+
+/// A stream of records in time order.
+pub type Records = Box<dyn Iterator<Item = Result<Record>> + Send>;
+
+/// Figures about the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Records held (sealed and open).
+    pub records: u64,
+    /// Sealed segments.
+    pub sealed_segments: u64,
+    /// Open segments.
+    pub open_segments: u64,
+    /// Bytes of sealed segment files.
+    pub sealed_bytes: u64,
+    /// Records in sealed segments.
+    pub sealed_records: u64,
+    /// Bytes of the sealed segments' footer indexes.
+    pub index_bytes: u64,
+    /// Bytes of open segment files.
+    pub open_bytes: u64,
+    /// Smallest record time held, if any.
+    pub oldest_ts_ms: Option<i64>,
+    /// Largest record time held, if any.
+    pub newest_ts_ms: Option<i64>,
+}
+
+/// An append that has been queued; [`PendingAppend::wait`] returns once it is durable.
+#[must_use = "an append is acknowledged only by wait()"]
+pub struct PendingAppend {
+    acks: Vec<Receiver<Result<()>>>,
+}
+
+impl PendingAppend {
+    /// Blocks until every record of the append is durable, or returns the first failure.
+    pub fn wait(self) -> Result<()> {
+        let mut first_err = None;
+        for rx in self.acks {
+            match rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(Error::Closed);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// The sharded message log of one data directory.
+pub struct Log {
+    cfg: Arc<LogConfig>,
+    dir: PathBuf,
+    clock: SharedClock,
+    manifest: Manifest,
+    shards: Vec<Arc<Shard>>,
+    senders: Vec<Sender<Request>>,
+    writers: Vec<JoinHandle<()>>,
+    sealer_tx: Sender<SealJob>,
+    sealer: Option<JoinHandle<()>>,
+    recovery: RecoveryReport,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("dir", &self.dir).field("shards", &self.shards.len()).finish()
+    }
+}
+
+impl Log {
+    /// Opens the log in `dir` (created if missing), recovering every shard: sealed segments are
+    /// mapped and their footers verified, open segments scanned and torn tails cut.
+    pub fn open(dir: impl AsRef<Path>, cfg: LogConfig, clock: SharedClock) -> Result<Self> {
+        cfg.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Error::io("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &lock_path)(e)),
+        }
+        let wanted = Manifest::from_config(&cfg);
+        let manifest = match Manifest::read(&dir)? {
+            Some(m) if m != wanted => {
+                return Err(Error::ConfigMismatch { path: dir, what: format!("{m:?}"), asked: format!("{wanted:?}") });
+            }
+            Some(m) => m,
+            None => {
+                wanted.write(&dir)?;
+                wanted
+            }
+        };
+        let cfg = Arc::new(cfg);
+        let now = clock.now_ms();
+        let (sealer_tx, sealer_rx) = bounded::<SealJob>(4096);
+        let mut shards = Vec::new();
+        let mut recovery = RecoveryReport::default();
+        for id in 0..manifest.shards {
+            let sdir = dir.join("log").join(format!("shard-{id:03}"));
+            let (s, r) = Shard::open(id, sdir, now)?;
+            recovery.open_segments += r.open_segments;
+            recovery.sealed_segments += r.sealed_segments;
+            recovery.bytes_cut += r.bytes_cut;
+            recovery.leftovers_removed += r.leftovers_removed;
+            recovery.damaged.extend(r.damaged);
+            shards.push(Arc::new(s));
+        }
+        let sealer = {
+            let cfg = cfg.clone();
+            std::thread::Builder::new()
+                .name("portlog-sealer".into())
+                .spawn(move || sealer::run(sealer_rx, cfg))
+                .map_err(Error::io("spawn sealer thread for", &dir))?
+        };
+        let mut senders = Vec::new();
+        let mut writers = Vec::new();
+        for s in &shards {
+            let (tx, rx) = bounded(cfg.channel_capacity);
+            let w = Writer::new(s.clone(), cfg.clone(), clock.clone(), sealer_tx.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("portlog-writer-{}", s.id))
+                .spawn(move || w.run(rx))
+                .map_err(Error::io("spawn writer thread for", &dir))?;
+            senders.push(tx);
+            writers.push(h);
+        }
+        tracing::info!(dir = %dir.display(), shards = manifest.shards, open = recovery.open_segments, sealed = recovery.sealed_segments, bytes_cut = recovery.bytes_cut, "message log opened");
+        Ok(Self {
+            cfg,
+            dir,
+            clock,
+            manifest,
+            shards,
+            senders,
+            writers,
+            sealer_tx,
+            sealer: Some(sealer),
+            recovery,
+            _lock: lock,
+        })
+    }
+
+    /// What recovery found when the log was opened.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.cfg
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> u32 {
+        self.manifest.shards
+    }
+
+    /// The shard holding `sub_port`.
+    pub fn shard_of(&self, sub_port: &SubPort) -> u32 {
+        (sub_port.hash64() % u64::from(self.manifest.shards)) as u32
+    }
+
+    /// Validates one record against the log's rules and clock.
+    pub fn check_record(&self, r: &Record) -> Result<()> {
+        r.validate(self.cfg.text_bytes_max)?;
+        let now = self.clock.now_ms();
+        if r.ts_ms > now.saturating_add(self.cfg.future_skew_ms) {
+            return Err(Error::FutureRecord {
+                ts_ms: r.ts_ms,
+                now_ms: now,
+                ahead_ms: r.ts_ms - now,
+                skew_ms: self.cfg.future_skew_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues `records` for appending after validating all of them; nothing is queued if any is
+    /// invalid (the error names the record's position and the field).
+    pub fn submit(&self, records: Vec<Record>) -> Result<PendingAppend> {
+        if records.len() > self.cfg.append_records_max {
+            return Err(Error::Limit(format!(
+                "{} records in one append; the limit is {}",
+                records.len(),
+                self.cfg.append_records_max
+            )));
+        }
+        for (i, r) in records.iter().enumerate() {
+            self.check_record(r).map_err(|e| match e {
+                Error::Invalid { field, reason } => Error::Invalid { field, reason: format!("record {i}: {reason}") },
+                other => other,
+            })?;
+        }
+        let n = self.shards.len();
+        let mut per: Vec<Vec<Record>> = (0..n).map(|_| Vec::new()).collect();
+        if n == 1 {
+            per[0] = records;
+        } else {
+            for r in records {
+                let s = self.shard_of(&r.sub_port) as usize;
+                per[s].push(r);
+            }
+        }
+        let mut acks = Vec::new();
+        for (s, recs) in per.into_iter().enumerate() {
+            if recs.is_empty() {
+                continue;
+            }
+            if let Some(cause) = self.shards[s].poison_cause() {
+                return Err(Error::Poisoned { shard: s as u32, cause });
+            }
+            let (tx, rx) = bounded(1);
+            self.senders[s].send(Request::Append { records: recs, ack: tx }).map_err(|_| Error::Closed)?;
+            acks.push(rx);
+        }
+        Ok(PendingAppend { acks })
+    }
+
+    /// Appends `records` and returns once all are durable.
+    pub fn append(&self, records: Vec<Record>) -> Result<()> {
+        self.submit(records)?.wait()
+    }
+
+    fn check_window(from_ms: i64, to_ms: i64) -> Result<()> {
+        if from_ms > to_ms {
+            return Err(Error::invalid("window", format!("from ({from_ms} ms) is after to ({to_ms} ms)")));
+        }
+        Ok(())
+    }
+
+    fn cursors(&self, shard: &Shard, filter: &Arc<Filter>, out: &mut Vec<Box<dyn Cursor>>) -> Result<()> {
+        let cat = shard.read();
+        // Sealed and open segments of one key never coexist in the catalogue; iterate both in
+        // key order so that ties break by (bucket, generation).
+        let mut keyed: Vec<((i64, u32), Box<dyn Cursor>)> = Vec::new();
+        for (k, s) in &cat.sealed {
+            if let Some(c) = SealedCursor::new(s.clone(), filter.clone())? {
+                keyed.push((*k, Box::new(c)));
+            }
+        }
+        for (k, s) in &cat.open {
+            if let Some(c) = OpenCursor::new(s.clone(), filter.clone()) {
+                keyed.push((*k, Box::new(c)));
+            }
+        }
+        keyed.sort_by_key(|(k, _)| *k);
+        out.extend(keyed.into_iter().map(|(_, c)| c));
+        Ok(())
+    }
+
+    fn read(&self, shards: &[&Arc<Shard>], filter: Filter) -> Result<Records> {
+        Self::check_window(filter.from_ms, filter.to_ms)?;
+        let filter = Arc::new(filter);
+        let mut cursors = Vec::new();
+        for s in shards {
+            self.cursors(s, &filter, &mut cursors)?;
+        }
+        Ok(Box::new(Merge::new(cursors)))
+    }
+
+    /// Every record of `shard` with time in `[from_ms, to_ms)`, in time order.
+    pub fn scan_shard(&self, shard: u32, from_ms: i64, to_ms: i64) -> Result<Records> {
+        let s = self
+            .shards
+            .get(shard as usize)
+            .ok_or_else(|| Error::invalid("shard", format!("{shard} does not exist")))?;
+        self.read(&[s], Filter { from_ms, to_ms, ..Filter::default() })
+    }
+
+    /// Every record of `sub_port` with time in `[from_ms, to_ms)`, in time order.
+    pub fn read_sub_port(&self, sub_port: &SubPort, from_ms: i64, to_ms: i64) -> Result<Records> {
+        let s = &self.shards[self.shard_of(sub_port) as usize];
+        self.read(&[s], Filter { from_ms, to_ms, sub_port: Some(sub_port.as_str().to_owned()), peer: None })
+    }
+
+    /// Every record to or from `number`, all sub-ports, time in `[from_ms, to_ms)`, in time order.
+    pub fn read_number(&self, number: PhoneNumber, from_ms: i64, to_ms: i64) -> Result<Records> {
+        let all: Vec<&Arc<Shard>> = self.shards.iter().collect();
+        self.read(&all, Filter { from_ms, to_ms, sub_port: None, peer: Some(number.as_u64()) })
+    }
+
+    /// Seals every open segment now and waits until done (for tests, benchmarks and operators
+    /// preparing a backup; the background policy does this by itself otherwise).
+    pub fn seal_all(&self) -> Result<()> {
+        let mut acks = Vec::new();
+        for tx in &self.senders {
+            let (atx, arx) = bounded(1);
+            tx.send(Request::RetireAll { ack: atx }).map_err(|_| Error::Closed)?;
+            acks.push(arx);
+        }
+        for a in acks {
+            a.recv().map_err(|_| Error::Closed)?;
+        }
+        let (btx, brx) = bounded(1);
+        self.sealer_tx.send(SealJob::Barrier(btx)).map_err(|_| Error::Closed)?;
+        brx.recv().map_err(|_| Error::Closed)
+    }
+
+    /// Figures about what the log holds.
+    pub fn stats(&self) -> LogStats {
+        let mut st = LogStats::default();
+        let mut span = |lo: i64, hi: i64| {
+            st.oldest_ts_ms = Some(st.oldest_ts_ms.map_or(lo, |o| o.min(lo)));
+            st.newest_ts_ms = Some(st.newest_ts_ms.map_or(hi, |o| o.max(hi)));
+        };
+        let mut records = 0;
+        let (mut ss, mut os, mut sb, mut sr, mut ib, mut ob) = (0, 0, 0, 0, 0, 0);
+        for s in &self.shards {
+            let cat = s.read();
+            for seg in cat.sealed.values() {
+                ss += 1;
+                sb += seg.file_bytes();
+                sr += seg.records;
+                ib += seg.index_bytes();
+                if seg.records > 0 {
+                    span(seg.min_ts_ms, seg.max_ts_ms);
+                }
+            }
+            for seg in cat.open.values() {
+                os += 1;
+                ob += seg.bytes();
+                let ix = seg.read_index();
+                records += ix.rows.len() as u64;
+                if !ix.rows.is_empty() {
+                    span(ix.min_ts_ms, ix.max_ts_ms);
+                }
+            }
+        }
+        st.records = records + sr;
+        (st.sealed_segments, st.open_segments, st.sealed_bytes, st.sealed_records, st.index_bytes, st.open_bytes) =
+            (ss, os, sb, sr, ib, ob);
+        st
+    }
+
+    /// Stops accepting appends, lets the writers finish what is queued, lets the sealer finish
+    /// its queue, and joins every thread. Everything acknowledged is already durable.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.senders.clear();
+        for h in self.writers.drain(..) {
+            let _ = h.join();
+        }
+        let _ = self.sealer_tx.send(SealJob::Stop);
+        if let Some(h) = self.sealer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,263 @@
+//! The open segment of a (shard, bucket, generation): an append-only file of checksummed
+//! group-commit frames, plus an in-memory index of the rows it holds so that reads need no scan.
+//! Only the shard's writer thread appends; readers see a row once its frame is durable.
+
+use super::frame::{self, FrameError, SegmentHeader, HEADER_LEN, OPEN_MAGIC};
+use crate::error::{Error, Result};
+use crate::record::Record;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// Largest frame payload accepted when reading back (above any configurable batch).
+pub const FRAME_PAYLOAD_MAX: usize = 300 << 20;
+
+/// Where one row lives in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRef {
+    /// Record time, for ordering and pruning.
+    pub ts_ms: i64,
+    /// File offset of the row header.
+    pub off: u64,
+    /// Row length including its header.
+    pub len: u32,
+}
+
+/// Index of the durable rows of an open segment.
+#[derive(Debug, Default)]
+pub struct OpenIndex {
+    /// Rows in arrival order.
+    pub rows: Vec<RowRef>,
+    /// Row positions by sub-port.
+    pub by_sub_port: HashMap<Box<str>, Vec<u32>>,
+    /// Row positions by number.
+    pub by_peer: HashMap<u64, Vec<u32>>,
+    /// Smallest record time.
+    pub min_ts_ms: i64,
+    /// Largest record time.
+    pub max_ts_ms: i64,
+}
+
+impl OpenIndex {
+    fn add(&mut self, r: &Record, row: RowRef) {
+        let i = self.rows.len() as u32;
+        if self.rows.is_empty() {
+            (self.min_ts_ms, self.max_ts_ms) = (r.ts_ms, r.ts_ms);
+        } else {
+            self.min_ts_ms = self.min_ts_ms.min(r.ts_ms);
+            self.max_ts_ms = self.max_ts_ms.max(r.ts_ms);
+        }
+        self.rows.push(row);
+        self.by_sub_port.entry(r.sub_port.as_str().into()).or_default().push(i);
+        self.by_peer.entry(r.peer.as_u64()).or_default().push(i);
+    }
+}
+
+/// An open segment file and its index.
+#[derive(Debug)]
+pub struct OpenSegment {
+    path: PathBuf,
+    /// Identity from the header.
+    pub header: SegmentHeader,
+    file: File,
+    /// Bytes written (by the writer; the durable length once the batch's sync returned).
+    written: AtomicU64,
+    /// Engine-clock time of the last append, for idle sealing.
+    pub last_write_ms: AtomicI64,
+    index: RwLock<OpenIndex>,
+}
+
+/// What recovery found in an open segment's file.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TailRepair {
+    /// Bytes cut from the end (a torn or corrupt last frame).
+    pub bytes_cut: u64,
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("fsync directory", dir))
+}
+
+impl OpenSegment {
+    /// Creates a new, empty open segment; the file and its directory entry are durable when
+    /// this returns.
+    pub fn create(path: &Path, header: SegmentHeader, now_ms: i64) -> Result<Self> {
+        let file =
+            OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(Error::io("create", path))?;
+        file.write_all_at(&header.encode(OPEN_MAGIC), 0).map_err(Error::io("write", path))?;
+        file.sync_all().map_err(Error::io("fsync", path))?;
+        fsync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        Ok(Self {
+            path: path.to_owned(),
+            header,
+            file,
+            written: AtomicU64::new(HEADER_LEN as u64),
+            last_write_ms: AtomicI64::new(now_ms),
+            index: RwLock::new(OpenIndex::default()),
+        })
+    }
+
+    /// Recovers an open segment after a restart or crash: verifies every frame, cuts a torn or
+    /// corrupt tail, and rebuilds the index. Returns `None` (and deletes the file) when the file
+    /// holds nothing that was ever acknowledged (a crash while it was being created). Damage
+    /// followed by valid frames is not a torn tail: it is reported as corruption, never cut.
+    pub fn recover(path: &Path, now_ms: i64) -> Result<Option<(Self, TailRepair)>> {
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(Error::io("open", path))?;
+        let len = file.metadata().map_err(Error::io("stat", path))?.len();
+        let mut buf = Vec::new();
+        {
+            use std::io::Read;
+            (&file).read_to_end(&mut buf).map_err(Error::io("read", path))?;
+        }
+        if buf.len() as u64 != len {
+            return Err(Error::corrupt(path, len, "file changed while being recovered"));
+        }
+        let header = match SegmentHeader::decode(&buf, OPEN_MAGIC) {
+            Ok(h) => h,
+            Err(d) => {
+                if first_valid_frame(&buf, 0).is_some() {
+                    return Err(Error::corrupt(path, 0, format!("damaged header ({d}) before valid frames")));
+                }
+                // The header is written and synced before any frame: nothing here was acknowledged.
+                tracing::warn!(path = %path.display(), "removing an open segment whose creation never completed");
+                std::fs::remove_file(path).map_err(Error::io("remove", path))?;
+                return Ok(None);
+            }
+        };
+        let mut index = OpenIndex::default();
+        let mut pos = HEADER_LEN;
+        while pos < buf.len() {
+            let f = match frame::read_frame(&buf[pos..], FRAME_PAYLOAD_MAX) {
+                Ok(f) => f,
+                Err(e) => {
+                    if let Some(at) = first_valid_frame(&buf, pos + 1) {
+                        return Err(Error::corrupt(
+                            path,
+                            pos as u64,
+                            format!("damaged frame ({e:?}) followed by a valid frame at offset {at}; refusing to cut acknowledged data"),
+                        ));
+                    }
+                    break;
+                }
+            };
+            let rows_at = pos + frame::FRAME_HEADER_LEN + 4;
+            let rows = frame::frame_rows(&f).map_err(|d| Error::corrupt(path, pos as u64, d))?;
+            for (off, body) in rows {
+                let rec = frame::decode_row_body(body).map_err(|d| Error::corrupt(path, (rows_at + off) as u64, d))?;
+                let row = RowRef {
+                    ts_ms: rec.ts_ms,
+                    off: (rows_at + off) as u64,
+                    len: (frame::ROW_HEADER_LEN + body.len()) as u32,
+                };
+                index.add(&rec, row);
+            }
+            pos += f.len;
+        }
+        let repair = TailRepair { bytes_cut: (buf.len() - pos) as u64 };
+        if repair.bytes_cut > 0 {
+            tracing::warn!(path = %path.display(), offset = pos, bytes_cut = repair.bytes_cut, "cutting a torn tail");
+            file.set_len(pos as u64).map_err(Error::io("truncate", path))?;
+            file.sync_all().map_err(Error::io("fsync", path))?;
+        }
+        Ok(Some((
+            Self {
+                path: path.to_owned(),
+                header,
+                file,
+                written: AtomicU64::new(pos as u64),
+                last_write_ms: AtomicI64::new(now_ms),
+                index: RwLock::new(index),
+            },
+            repair,
+        )))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes in the file.
+    pub fn bytes(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Number of durable rows.
+    pub fn rows(&self) -> usize {
+        self.read_index().rows.len()
+    }
+
+    /// Read access to the index.
+    pub fn read_index(&self) -> std::sync::RwLockReadGuard<'_, OpenIndex> {
+        // A panic while holding the lock cannot leave the index half-updated (`add` pushes in
+        // an order that keeps it consistent), so a poisoned lock is still safe to read.
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writer only: appends `frame` at the end. Returns the offset it was written at.
+    pub fn write_frame(&self, frame: &[u8]) -> Result<u64> {
+        let at = self.written.load(Ordering::Acquire);
+        if let Err(e) = self.file.write_all_at(frame, at) {
+            // Cut whatever part was written so the next frame starts at a clean boundary.
+            self.file.set_len(at).map_err(Error::io("truncate after failed write", &self.path))?;
+            return Err(Error::io("write", &self.path)(e));
+        }
+        self.written.store(at + frame.len() as u64, Ordering::Release);
+        Ok(at)
+    }
+
+    /// Writer only: undoes frames written since `len` (after a failure elsewhere in the batch).
+    pub fn rollback_to(&self, len: u64) -> Result<()> {
+        self.file.set_len(len).map_err(Error::io("truncate", &self.path))?;
+        self.written.store(len, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writer only: makes the written frames durable.
+    pub fn sync(&self, full: bool) -> Result<()> {
+        if full {
+            self.file.sync_all().map_err(Error::io("fsync", &self.path))
+        } else {
+            self.file.sync_data().map_err(Error::io("fdatasync", &self.path))
+        }
+    }
+
+    /// Writer only: makes durable rows visible to readers. `rows` are `(record, offset of its
+    /// row header)`.
+    pub fn publish<'a>(&self, rows: impl Iterator<Item = (&'a Record, u64, u32)>, now_ms: i64) {
+        let mut ix = self.index.write().unwrap_or_else(|e| e.into_inner());
+        for (r, off, len) in rows {
+            ix.add(r, RowRef { ts_ms: r.ts_ms, off, len });
+        }
+        self.last_write_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// Reads and verifies one row.
+    pub fn read_row(&self, row: RowRef) -> Result<Record> {
+        let mut buf = vec![0u8; row.len as usize];
+        self.file.read_exact_at(&mut buf, row.off).map_err(Error::io("read", &self.path))?;
+        let (body, _) = frame::split_row(&buf).map_err(|d| Error::corrupt(&self.path, row.off, d))?;
+        frame::decode_row_body(body).map_err(|d| Error::corrupt(&self.path, row.off, d))
+    }
+}
+
+/// Offset of the first position at or after `from` where a complete, valid frame starts.
+fn first_valid_frame(buf: &[u8], from: usize) -> Option<usize> {
+    let magic = frame::FRAME_MAGIC.to_le_bytes();
+    let mut i = from;
+    while i + frame::FRAME_HEADER_LEN <= buf.len() {
+        if buf[i..i + 4] == magic
+            && !matches!(
+                frame::read_frame(&buf[i..], FRAME_PAYLOAD_MAX),
+                Err(FrameError::Bad(_) | FrameError::Truncated)
+            )
+        {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}

@@ -1,0 +1,164 @@
+//! A shard: its directory of segments and the in-memory catalogue of them. The directory is the
+//! durable catalogue: a segment exists exactly when its file does, and every change of state is
+//! one atomic rename or unlink (docs/architecture.md, "Catalogue").
+
+use super::frame::SegmentHeader;
+use super::open_segment::OpenSegment;
+use super::sealed::SealedSegment;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// (bucket start, generation): a segment's key within its shard.
+pub type SegKey = (i64, u32);
+
+/// The segments of a shard.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Sealed segments.
+    pub sealed: BTreeMap<SegKey, Arc<SealedSegment>>,
+    /// Open segments (including those queued for sealing).
+    pub open: BTreeMap<SegKey, Arc<OpenSegment>>,
+}
+
+impl Catalog {
+    /// Next free generation of `bucket`.
+    pub fn next_gen(&self, bucket: i64) -> u32 {
+        let range = (bucket, 0)..=(bucket, u32::MAX);
+        let sealed = self.sealed.range(range.clone()).next_back().map_or(0, |(k, _)| k.1 + 1);
+        let open = self.open.range(range).next_back().map_or(0, |(k, _)| k.1 + 1);
+        sealed.max(open)
+    }
+}
+
+/// What opening a shard found.
+#[derive(Debug, Default, Clone)]
+pub struct RecoveryReport {
+    /// Open segments recovered (their tails scanned).
+    pub open_segments: usize,
+    /// Sealed segments mapped (footers verified only).
+    pub sealed_segments: usize,
+    /// Bytes cut from torn tails.
+    pub bytes_cut: u64,
+    /// Leftovers of interrupted seals removed.
+    pub leftovers_removed: usize,
+    /// Sealed segments that failed verification at open: `(path, error)`. They are left in
+    /// place, untouched, and not served.
+    pub damaged: Vec<(PathBuf, String)>,
+}
+
+/// One shard.
+#[derive(Debug)]
+pub struct Shard {
+    /// Shard number.
+    pub id: u32,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its segments.
+    pub catalog: RwLock<Catalog>,
+    /// Set when the writer failed to make data durable; appends are refused from then on.
+    pub poisoned: Mutex<Option<String>>,
+}
+
+/// File name stem of a segment.
+pub fn seg_stem(bucket_start_ms: i64, gen: u32, tz_offset_ms: i64) -> String {
+    format!("{}-{:06}", crate::time::compact_local(bucket_start_ms, tz_offset_ms), gen)
+}
+
+impl Shard {
+    /// Opens (creating if needed) shard `id` in `dir` and recovers its segments.
+    pub fn open(id: u32, dir: PathBuf, now_ms: i64) -> Result<(Self, RecoveryReport)> {
+        std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+        let mut report = RecoveryReport::default();
+        let mut names: Vec<String> = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
+            let e = e.map_err(Error::io("list", &dir))?;
+            if let Some(n) = e.file_name().to_str() {
+                names.push(n.to_owned());
+            }
+        }
+        names.sort();
+        let mut cat = Catalog::default();
+        let mut changed = false;
+        for n in names.iter().filter(|n| n.ends_with(".seg.tmp")) {
+            remove(&dir.join(n))?;
+            report.leftovers_removed += 1;
+            changed = true;
+        }
+        for n in names.iter().filter(|n| n.ends_with(".seg")) {
+            let path = dir.join(n);
+            match SealedSegment::open(&path) {
+                Ok(s) => {
+                    check_identity(&path, &s.header, id)?;
+                    let key = (s.header.bucket_start_ms, s.header.gen);
+                    cat.sealed.insert(key, Arc::new(s));
+                    report.sealed_segments += 1;
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "sealed segment failed verification; not served");
+                    report.damaged.push((path, e.to_string()));
+                }
+            }
+        }
+        for n in names.iter().filter(|n| n.ends_with(".open")) {
+            let path = dir.join(n);
+            if names.contains(&format!("{}.seg", n.trim_end_matches(".open"))) {
+                // The seal completed (the .seg was renamed into place after its fsync); only the
+                // removal of the open file was interrupted.
+                remove(&path)?;
+                report.leftovers_removed += 1;
+                changed = true;
+                continue;
+            }
+            if let Some((seg, repair)) = OpenSegment::recover(&path, now_ms)? {
+                check_identity(&path, &seg.header, id)?;
+                report.bytes_cut += repair.bytes_cut;
+                report.open_segments += 1;
+                cat.open.insert((seg.header.bucket_start_ms, seg.header.gen), Arc::new(seg));
+            } else {
+                changed = true;
+            }
+        }
+        if changed {
+            fsync_dir(&dir)?;
+        }
+        Ok((Self { id, dir, catalog: RwLock::new(cat), poisoned: Mutex::new(None) }, report))
+    }
+
+    /// Read access to the catalogue (a panic elsewhere cannot leave it inconsistent: every
+    /// update is a single map insert or removal).
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write access to the catalogue.
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
+        self.catalog.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The poison cause, if any.
+    pub fn poison_cause(&self) -> Option<String> {
+        self.poisoned.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn check_identity(path: &Path, h: &SegmentHeader, shard: u32) -> Result<()> {
+    if h.shard != shard {
+        return Err(Error::corrupt(
+            path,
+            12,
+            format!("segment of shard {} found in shard {shard}'s directory", h.shard),
+        ));
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).map_err(Error::io("remove", path))
+}
+
+/// fsync of a directory, so that creations, renames and removals in it are durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("fsync directory", dir))
+}

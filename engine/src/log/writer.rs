@@ -1,0 +1,286 @@
+//! The shard writer: one thread per shard, fed by a bounded crossbeam channel. It gathers the
+//! queued appends into one batch, writes one frame per touched segment, syncs each touched file
+//! once, publishes the rows to readers and only then acknowledges (group commit).
+
+use super::frame::{self, SegmentHeader, FRAME_HEADER_LEN};
+use super::open_segment::OpenSegment;
+use super::sealer::SealJob;
+use super::shard::{seg_stem, Shard};
+use crate::clock::SharedClock;
+use crate::config::{LogConfig, SyncPolicy};
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A request to a shard writer.
+pub enum Request {
+    /// Append records (all of this shard), answer when durable.
+    Append {
+        /// The records, already validated.
+        records: Vec<Record>,
+        /// Where the outcome goes.
+        ack: Sender<Result<()>>,
+    },
+    /// Retire every open segment to the sealer, then answer.
+    RetireAll {
+        /// Answered once the segments are queued.
+        ack: Sender<()>,
+    },
+}
+
+/// State of one shard writer.
+pub struct Writer {
+    shard: Arc<Shard>,
+    cfg: Arc<LogConfig>,
+    clock: SharedClock,
+    sealer: Sender<SealJob>,
+    /// Bucket start → the segment receiving that bucket's appends.
+    writable: BTreeMap<i64, Arc<OpenSegment>>,
+    last_maintenance_ms: i64,
+}
+
+struct Pending {
+    records: Vec<Record>,
+    ack: Sender<Result<()>>,
+}
+
+/// Rows bound for one segment within a batch.
+struct SegBatch {
+    seg: Arc<OpenSegment>,
+    len_before: u64,
+    frames: Vec<(Vec<u8>, Vec<(usize, usize, u64, u32)>)>,
+}
+
+impl Writer {
+    /// A writer over `shard`; recovered open segments become writable (the newest generation of
+    /// each bucket) or are retired at once (older ones).
+    pub fn new(shard: Arc<Shard>, cfg: Arc<LogConfig>, clock: SharedClock, sealer: Sender<SealJob>) -> Self {
+        let mut writable = BTreeMap::new();
+        let mut retire = Vec::new();
+        for ((bucket, _), seg) in shard.read().open.iter() {
+            if let Some(older) = writable.insert(*bucket, seg.clone()) {
+                retire.push(older);
+            }
+        }
+        for seg in retire {
+            let _ = sealer.send(SealJob::Seal(shard.clone(), seg));
+        }
+        let now = clock.now_ms();
+        Self { shard, cfg, clock, sealer, writable, last_maintenance_ms: now }
+    }
+
+    /// Runs until every sender of `rx` is dropped; requests still queued are served first.
+    pub fn run(mut self, rx: Receiver<Request>) {
+        let tick = Duration::from_millis(self.cfg.maintenance_interval_ms.max(1));
+        loop {
+            let first = match rx.recv_timeout(tick) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.maintain();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = Vec::new();
+            let mut after = None;
+            match first {
+                Request::Append { records, ack } => batch.push(Pending { records, ack }),
+                Request::RetireAll { ack } => after = Some(ack),
+            }
+            if after.is_none() {
+                self.gather(&rx, &mut batch, &mut after);
+            }
+            if !batch.is_empty() {
+                self.commit(batch);
+            }
+            if let Some(ack) = after {
+                let all: Vec<i64> = self.writable.keys().copied().collect();
+                for b in all {
+                    self.retire(b);
+                }
+                let _ = ack.send(());
+            }
+            self.maintain();
+        }
+    }
+
+    fn gather(&self, rx: &Receiver<Request>, batch: &mut Vec<Pending>, after: &mut Option<Sender<()>>) {
+        let mut n: usize = batch.iter().map(|p| p.records.len()).sum();
+        let mut bytes: usize = batch.iter().flat_map(|p| &p.records).map(Record::approx_bytes).sum();
+        let deadline = std::time::Instant::now() + Duration::from_micros(self.cfg.group_commit_delay_us);
+        while n < self.cfg.batch_records_max && bytes < self.cfg.batch_bytes_max {
+            let next = match rx.try_recv() {
+                Ok(r) => r,
+                Err(_) if self.cfg.group_commit_delay_us > 0 => match rx.recv_deadline(deadline) {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+                Err(_) => break,
+            };
+            match next {
+                Request::Append { records, ack } => {
+                    n += records.len();
+                    bytes += records.iter().map(Record::approx_bytes).sum::<usize>();
+                    batch.push(Pending { records, ack });
+                }
+                Request::RetireAll { ack } => {
+                    *after = Some(ack);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Pending>) {
+        let result = match self.shard.poison_cause() {
+            Some(cause) => Err(Error::Poisoned { shard: self.shard.id, cause }),
+            None => self.write_batch(&batch),
+        };
+        match result {
+            Ok(()) => {
+                for p in batch {
+                    let _ = p.ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                for p in batch {
+                    let _ = p.ack.send(Err(e.duplicate()));
+                }
+            }
+        }
+    }
+
+    fn write_batch(&mut self, batch: &[Pending]) -> Result<()> {
+        let now = self.clock.now_ms();
+        let frame_max = self.cfg.batch_bytes_max;
+        let mut segs: BTreeMap<i64, SegBatch> = BTreeMap::new();
+        for (pi, p) in batch.iter().enumerate() {
+            for (ri, r) in p.records.iter().enumerate() {
+                let bucket = crate::time::bucket_start_ms(r.ts_ms, self.cfg.bucket_ms, self.cfg.tz_offset_ms);
+                if !segs.contains_key(&bucket) {
+                    let seg = self.segment_for(bucket, now)?;
+                    let len_before = seg.bytes();
+                    segs.insert(bucket, SegBatch { seg, len_before, frames: vec![(Vec::new(), Vec::new())] });
+                }
+                let Some(sb) = segs.get_mut(&bucket) else { continue };
+                if sb.frames.last().is_some_and(|f| f.0.len() >= frame_max) {
+                    sb.frames.push((Vec::new(), Vec::new()));
+                }
+                let Some((buf, metas)) = sb.frames.last_mut() else { continue };
+                let at = buf.len() as u64;
+                frame::encode_row(buf, r);
+                metas.push((pi, ri, at, (buf.len() as u64 - at) as u32));
+            }
+        }
+        // Write every frame; on failure undo all of this batch's frames.
+        let mut placed: Vec<(i64, usize, u64)> = Vec::new();
+        let mut failure = None;
+        'write: for (bucket, sb) in segs.iter() {
+            for (fi, (rows, metas)) in sb.frames.iter().enumerate() {
+                let f = frame::encode_frame(rows, metas.len() as u32);
+                match sb.seg.write_frame(&f) {
+                    Ok(at) => placed.push((*bucket, fi, at)),
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'write;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            for sb in segs.values() {
+                if let Err(re) = sb.seg.rollback_to(sb.len_before) {
+                    self.poison(format!("{e}; then {re}"));
+                }
+            }
+            return Err(e);
+        }
+        if self.cfg.sync != SyncPolicy::None {
+            for sb in segs.values() {
+                if let Err(e) = sb.seg.sync(self.cfg.sync == SyncPolicy::Full) {
+                    // Never retry a failed fsync: the kernel may have dropped the dirty pages.
+                    self.poison(e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+        for (bucket, fi, at) in placed {
+            let Some(sb) = segs.get(&bucket) else { continue };
+            let Some((_, metas)) = sb.frames.get(fi) else { continue };
+            let base = at + (FRAME_HEADER_LEN + 4) as u64;
+            sb.seg.publish(metas.iter().map(|&(pi, ri, off, len)| (&batch[pi].records[ri], base + off, len)), now);
+        }
+        let full: Vec<i64> =
+            segs.iter().filter(|(_, sb)| sb.seg.bytes() >= self.cfg.segment_bytes_max).map(|(b, _)| *b).collect();
+        for b in full {
+            self.retire(b);
+        }
+        Ok(())
+    }
+
+    fn poison(&self, cause: String) {
+        tracing::error!(shard = self.shard.id, %cause, "shard writer poisoned; appends refused until reopen");
+        let mut p = self.shard.poisoned.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none() {
+            *p = Some(cause);
+        }
+    }
+
+    /// The segment receiving `bucket`'s appends, created if needed.
+    fn segment_for(&mut self, bucket: i64, now: i64) -> Result<Arc<OpenSegment>> {
+        if let Some(s) = self.writable.get(&bucket) {
+            return Ok(s.clone());
+        }
+        while self.writable.len() >= self.cfg.open_segments_max {
+            let lru = self
+                .writable
+                .iter()
+                .min_by_key(|(_, s)| s.last_write_ms.load(std::sync::atomic::Ordering::Acquire))
+                .map(|(b, _)| *b);
+            match lru {
+                Some(b) => self.retire(b),
+                None => break,
+            }
+        }
+        let gen = self.shard.read().next_gen(bucket);
+        let header = SegmentHeader { shard: self.shard.id, bucket_start_ms: bucket, gen };
+        let path = self.shard.dir.join(format!("{}.open", seg_stem(bucket, gen, self.cfg.tz_offset_ms)));
+        let seg = Arc::new(OpenSegment::create(&path, header, now)?);
+        self.shard.write().open.insert((bucket, gen), seg.clone());
+        self.writable.insert(bucket, seg.clone());
+        Ok(seg)
+    }
+
+    fn retire(&mut self, bucket: i64) {
+        if let Some(seg) = self.writable.remove(&bucket) {
+            let _ = self.sealer.send(SealJob::Seal(self.shard.clone(), seg));
+        }
+    }
+
+    /// Retires segments whose bucket is over (past the grace period and idle, or a day past
+    /// it whatever the traffic).
+    fn maintain(&mut self) {
+        let now = self.clock.now_ms();
+        if now - self.last_maintenance_ms < self.cfg.maintenance_interval_ms as i64 {
+            return;
+        }
+        self.last_maintenance_ms = now;
+        let due: Vec<i64> = self
+            .writable
+            .iter()
+            .filter(|(bucket, seg)| {
+                let end = **bucket + self.cfg.bucket_ms;
+                let idle = now - seg.last_write_ms.load(std::sync::atomic::Ordering::Acquire);
+                now >= end + self.cfg.seal_grace_ms
+                    && (idle >= self.cfg.seal_idle_ms || now >= end + self.cfg.seal_grace_ms + crate::time::DAY_MS)
+            })
+            .map(|(b, _)| *b)
+            .collect();
+        for b in due {
+            self.retire(b);
+        }
+    }
+}
