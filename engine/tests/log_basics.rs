@@ -178,3 +178,24 @@ fn long_texts_and_full_segments_roll_over() {
     assert!(st.sealed_segments >= 2, "1 MiB segments must roll over: {st:?}");
     assert_eq!(collect(log.scan_shard(0, 0, i64::MAX).unwrap()), all);
 }
+
+#[test]
+fn a_batch_spanning_more_days_than_open_segments_max_loses_nothing() {
+    // Regression: the open-segment limit once retired a segment that the same batch had
+    // routed rows to; the sealer sealed it without them and unlinked the open file.
+    let dir = tempfile::tempdir().unwrap();
+    let now = DAY0_MS + 20 * DAY_MS;
+    let cfg = LogConfig { open_segments_max: 2, ..small_config(1) };
+    let log = Log::open(dir.path(), cfg.clone(), Arc::new(ManualClock::new(now))).unwrap();
+    let mut all = Vec::new();
+    for round in 0..3u64 {
+        let batch: Vec<Record> =
+            (0..12u64).map(|d| rec(round * 100 + d, "106901", DAY0_MS + d as i64 * DAY_MS + round as i64)).collect();
+        all.extend(batch.clone());
+        log.append(batch).unwrap();
+    }
+    log.seal_all().unwrap();
+    log.close();
+    let log = Log::open(dir.path(), cfg, Arc::new(ManualClock::new(now))).unwrap();
+    assert_eq!(collect(log.scan_shard(0, 0, i64::MAX).unwrap()), sorted_by_ts(all));
+}

@@ -39,6 +39,9 @@ pub struct Writer {
     sealer: Sender<SealJob>,
     /// Bucket start → the segment receiving that bucket's appends.
     writable: BTreeMap<i64, Arc<OpenSegment>>,
+    /// Bucket start → sequence number of the last batch that wrote to it (LRU order).
+    last_batch: BTreeMap<i64, u64>,
+    batch_seq: u64,
     last_maintenance_ms: i64,
 }
 
@@ -69,7 +72,16 @@ impl Writer {
             let _ = sealer.send(SealJob::Seal(shard.clone(), seg));
         }
         let now = clock.now_ms();
-        Self { shard, cfg, clock, sealer, writable, last_maintenance_ms: now }
+        Self {
+            shard,
+            cfg,
+            clock,
+            sealer,
+            writable,
+            last_batch: BTreeMap::new(),
+            batch_seq: 0,
+            last_maintenance_ms: now,
+        }
     }
 
     /// Runs until every sender of `rx` is dropped; requests still queued are served first.
@@ -213,10 +225,24 @@ impl Writer {
             let base = at + (FRAME_HEADER_LEN + 4) as u64;
             sb.seg.publish(metas.iter().map(|&(pi, ri, off, len)| (&batch[pi].records[ri], base + off, len)), now);
         }
+        self.batch_seq += 1;
+        for bucket in segs.keys() {
+            self.last_batch.insert(*bucket, self.batch_seq);
+        }
         let full: Vec<i64> =
             segs.iter().filter(|(_, sb)| sb.seg.bytes() >= self.cfg.segment_bytes_max).map(|(b, _)| *b).collect();
         for b in full {
             self.retire(b);
+        }
+        // Only now, with the whole batch durable and published, may segments be retired for the
+        // open-segment limit: retiring one that this batch routed rows to would hand the sealer
+        // a segment still being written.
+        while self.writable.len() > self.cfg.open_segments_max {
+            let lru = self.writable.keys().min_by_key(|b| (self.last_batch.get(b).copied().unwrap_or(0), **b)).copied();
+            match lru {
+                Some(b) => self.retire(b),
+                None => break,
+            }
         }
         Ok(())
     }
@@ -234,17 +260,6 @@ impl Writer {
         if let Some(s) = self.writable.get(&bucket) {
             return Ok(s.clone());
         }
-        while self.writable.len() >= self.cfg.open_segments_max {
-            let lru = self
-                .writable
-                .iter()
-                .min_by_key(|(_, s)| s.last_write_ms.load(std::sync::atomic::Ordering::Acquire))
-                .map(|(b, _)| *b);
-            match lru {
-                Some(b) => self.retire(b),
-                None => break,
-            }
-        }
         let gen = self.shard.read().next_gen(bucket);
         let header = SegmentHeader { shard: self.shard.id, bucket_start_ms: bucket, gen };
         let path = self.shard.dir.join(format!("{}.open", seg_stem(bucket, gen, self.cfg.tz_offset_ms)));
@@ -255,6 +270,7 @@ impl Writer {
     }
 
     fn retire(&mut self, bucket: i64) {
+        self.last_batch.remove(&bucket);
         if let Some(seg) = self.writable.remove(&bucket) {
             let _ = self.sealer.send(SealJob::Seal(self.shard.clone(), seg));
         }
