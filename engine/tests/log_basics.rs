@@ -199,3 +199,35 @@ fn a_batch_spanning_more_days_than_open_segments_max_loses_nothing() {
     let log = Log::open(dir.path(), cfg, Arc::new(ManualClock::new(now))).unwrap();
     assert_eq!(collect(log.scan_shard(0, 0, i64::MAX).unwrap()), sorted_by_ts(all));
 }
+
+#[test]
+fn reopening_reads_no_sealed_block_and_a_damaged_block_is_named_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = DAY0_MS + 5 * DAY_MS;
+    let log = open(dir.path(), small_config(1), now);
+    let day =
+        |d: i64| -> Vec<Record> { (0..300u64).map(|i| rec(i, "106901", DAY0_MS + d * DAY_MS + i as i64)).collect() };
+    log.append(day(1)).unwrap();
+    log.append(day(2)).unwrap();
+    log.seal_all().unwrap();
+    log.close();
+    let seg = dir.path().join("log/shard-000/20260502T0000-000000.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[100] ^= 0x04; // inside the first block
+    std::fs::write(&seg, &bytes).unwrap();
+    // Open verifies headers and footers only, so it succeeds.
+    let log = open(dir.path(), small_config(1), now);
+    assert!(log.recovery().damaged.is_empty());
+    // A read that needs the damaged block fails with the file and the block's offset...
+    let err = log.scan_shard(0, 0, i64::MAX).unwrap().find_map(Result::err).unwrap();
+    match err {
+        Error::Corrupt { path, offset, detail } => {
+            assert_eq!(path, seg);
+            assert_eq!(offset, 40);
+            assert!(detail.contains("block 0 checksum mismatch"), "{detail}");
+        }
+        other => panic!("{other}"),
+    }
+    // ...while the other day's segment reads in full.
+    assert_eq!(collect(log.scan_shard(0, DAY0_MS + 2 * DAY_MS, DAY0_MS + 3 * DAY_MS).unwrap()), day(2));
+}

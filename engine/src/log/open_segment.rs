@@ -51,7 +51,13 @@ impl OpenIndex {
             self.max_ts_ms = self.max_ts_ms.max(r.ts_ms);
         }
         self.rows.push(row);
-        self.by_sub_port.entry(r.sub_port.as_str().into()).or_default().push(i);
+        // Look up before inserting so that the common case (a known sub-port) allocates nothing.
+        match self.by_sub_port.get_mut(r.sub_port.as_str()) {
+            Some(v) => v.push(i),
+            None => {
+                self.by_sub_port.insert(r.sub_port.as_str().into(), vec![i]);
+            }
+        }
         self.by_peer.entry(r.peer.as_u64()).or_default().push(i);
     }
 }
