@@ -210,6 +210,31 @@ where
     })
 }
 
+/// The fixed trailer at the end of a sealed segment.
+struct Trailer {
+    records: u64,
+    min_ts_ms: i64,
+    max_ts_ms: i64,
+    sections_off: u64,
+    sections: u32,
+    version: u16,
+    checksum: u64,
+}
+
+impl Trailer {
+    fn parse(buf: &[u8]) -> std::result::Result<Self, &'static str> {
+        let mut r = Reader::new(buf);
+        let records = r.u64()?;
+        let min_ts_ms = r.i64()?;
+        let max_ts_ms = r.i64()?;
+        let sections_off = r.u64()?;
+        let sections = r.u32()?;
+        let version = r.u16()?;
+        let _reserved = r.u16()?;
+        Ok(Self { records, min_ts_ms, max_ts_ms, sections_off, sections, version, checksum: r.u64()? })
+    }
+}
+
 /// A sealed segment opened for reading.
 pub struct SealedSegment {
     path: PathBuf,
@@ -252,19 +277,8 @@ impl SealedSegment {
         if map[len - 8..] != TRAILER_MAGIC {
             return Err(corrupt(len - 8, "bad trailer magic"));
         }
-        let mut r = Reader::new(&map[t0..]);
-        let parse = |r: &mut Reader<'_>| -> std::result::Result<(u64, i64, i64, u64, u32, u16, u64), &'static str> {
-            let records = r.u64()?;
-            let min = r.i64()?;
-            let max = r.i64()?;
-            let so = r.u64()?;
-            let n = r.u32()?;
-            let v = r.u16()?;
-            let _ = r.u16()?;
-            Ok((records, min, max, so, n, v, r.u64()?))
-        };
-        let (records, min_ts_ms, max_ts_ms, sections_off, n, version, stored) =
-            parse(&mut r).map_err(|d| corrupt(t0, d))?;
+        let Trailer { records, min_ts_ms, max_ts_ms, sections_off, sections: n, version, checksum: stored } =
+            Trailer::parse(&map[t0..]).map_err(|d| corrupt(t0, d))?;
         let n = n as usize;
         let so = usize::try_from(sections_off)
             .ok()

@@ -54,7 +54,14 @@ struct Pending {
 struct SegBatch {
     seg: Arc<OpenSegment>,
     len_before: u64,
-    frames: Vec<(Vec<u8>, Vec<(usize, usize, u64, u32)>)>,
+    frames: Vec<FrameBuf>,
+}
+
+/// A frame being built: encoded rows, and per row (request, record, offset in rows, length).
+#[derive(Default)]
+struct FrameBuf {
+    rows: Vec<u8>,
+    metas: Vec<(usize, usize, u64, u32)>,
 }
 
 impl Writer {
@@ -172,27 +179,27 @@ impl Writer {
         for (pi, p) in batch.iter().enumerate() {
             for (ri, r) in p.records.iter().enumerate() {
                 let bucket = crate::time::bucket_start_ms(r.ts_ms, self.cfg.bucket_ms, self.cfg.tz_offset_ms);
-                if !segs.contains_key(&bucket) {
+                if let std::collections::btree_map::Entry::Vacant(v) = segs.entry(bucket) {
                     let seg = self.segment_for(bucket, now)?;
                     let len_before = seg.bytes();
-                    segs.insert(bucket, SegBatch { seg, len_before, frames: vec![(Vec::new(), Vec::new())] });
+                    v.insert(SegBatch { seg, len_before, frames: vec![FrameBuf::default()] });
                 }
                 let Some(sb) = segs.get_mut(&bucket) else { continue };
-                if sb.frames.last().is_some_and(|f| f.0.len() >= frame_max) {
-                    sb.frames.push((Vec::new(), Vec::new()));
+                if sb.frames.last().is_some_and(|f| f.rows.len() >= frame_max) {
+                    sb.frames.push(FrameBuf::default());
                 }
-                let Some((buf, metas)) = sb.frames.last_mut() else { continue };
-                let at = buf.len() as u64;
-                frame::encode_row(buf, r);
-                metas.push((pi, ri, at, (buf.len() as u64 - at) as u32));
+                let Some(fb) = sb.frames.last_mut() else { continue };
+                let at = fb.rows.len() as u64;
+                frame::encode_row(&mut fb.rows, r);
+                fb.metas.push((pi, ri, at, (fb.rows.len() as u64 - at) as u32));
             }
         }
         // Write every frame; on failure undo all of this batch's frames.
         let mut placed: Vec<(i64, usize, u64)> = Vec::new();
         let mut failure = None;
         'write: for (bucket, sb) in segs.iter() {
-            for (fi, (rows, metas)) in sb.frames.iter().enumerate() {
-                let f = frame::encode_frame(rows, metas.len() as u32);
+            for (fi, fb) in sb.frames.iter().enumerate() {
+                let f = frame::encode_frame(&fb.rows, fb.metas.len() as u32);
                 match sb.seg.write_frame(&f) {
                     Ok(at) => placed.push((*bucket, fi, at)),
                     Err(e) => {
@@ -221,7 +228,7 @@ impl Writer {
         }
         for (bucket, fi, at) in placed {
             let Some(sb) = segs.get(&bucket) else { continue };
-            let Some((_, metas)) = sb.frames.get(fi) else { continue };
+            let Some(FrameBuf { metas, .. }) = sb.frames.get(fi) else { continue };
             let base = at + (FRAME_HEADER_LEN + 4) as u64;
             sb.seg.publish(metas.iter().map(|&(pi, ri, off, len)| (&batch[pi].records[ri], base + off, len)), now);
         }

@@ -8,7 +8,7 @@ pub const DAY0_MS: i64 = 1_777_564_800_000;
 pub const DAY_MS: i64 = 86_400_000;
 
 pub fn rec(i: u64, sub_port: &str, ts_ms: i64) -> Record {
-    let mo = i % 5 == 0;
+    let mo = i.is_multiple_of(5);
     Record {
         dir: if mo { Direction::Mo } else { Direction::Mt },
         sub_port: SubPort::parse(sub_port).unwrap(),
