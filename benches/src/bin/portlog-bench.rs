@@ -1,0 +1,469 @@
+//! `portlog-bench`: portlog's append path side by side with RocksDB, on the same records.
+//!
+//! ```text
+//! portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR] [--json]
+//!                      [--seed N] [--shards N] [--sync data|full|none] [--rocksdb-block-kib N]
+//! ```
+//!
+//! The records are generated once (see `portlog_benches::Generator`) and split round-robin
+//! over the threads; each thread appends groups of `--group` records: one `Log::append` call
+//! for portlog, one synced `WriteBatch` for RocksDB. Throughput is measured in records/s,
+//! append calls/s and MB/s of *logical bytes*: the records' size as JSON lines in the ingest
+//! format, one measure for both engines. Space is measured after portlog's `seal_all` and
+//! RocksDB's flush and full compaction, as the sum of every file's length in the data
+//! directory, and beside it the size of the same JSON lines compressed by zstd -3.
+
+use anyhow::{anyhow, bail, Context, Result};
+use portlog_benches::disk::{dir_bytes, fs_type, scratch_base};
+use portlog_benches::rocks::{encode_key, encode_value, options as rocks_options};
+use portlog_benches::{jsonl_zstd_bytes, Generator, Record, Templates, WorkloadConfig};
+use portlog_engine::{Log, LogConfig, ManualClock, SyncPolicy};
+use rocksdb::{WriteBatch, WriteOptions, DB};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR] [--json]
+                            [--seed N] [--shards N] [--sync data|full|none] [--rocksdb-block-kib N]
+
+  --records N            records to write per run (default 1000000)
+  --threads LIST         comma-separated thread counts, one run of each engine per count (default 1,2,8)
+  --group N              records per append call / per RocksDB WriteBatch (default 100)
+  --dir DIR              where the data directories go (default: the temp dir, or the current
+                         directory when the temp dir is a tmpfs); removed afterwards
+  --json                 one JSON object per row instead of the table
+  --seed N               workload seed (default 42)
+  --shards N             portlog shards (default: LogConfig's, 4)
+  --sync POLICY          portlog sync policy: data (default), full or none
+  --rocksdb-block-kib N  RocksDB block size in KiB (default 4, RocksDB's own default)";
+
+/// The `append` subcommand's arguments.
+#[derive(Debug)]
+struct Args {
+    records: usize,
+    threads: Vec<usize>,
+    group: usize,
+    dir: Option<PathBuf>,
+    json: bool,
+    seed: u64,
+    shards: Option<u32>,
+    sync: SyncPolicy,
+    rocksdb_block_kib: usize,
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
+    v.replace('_', "").parse().map_err(|_| anyhow!("{flag}: {v:?} is not a number"))
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
+    match it.next().as_deref() {
+        Some("append") => {}
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        Some(other) => bail!("unknown subcommand {other:?}\n{USAGE}"),
+        None => bail!("a subcommand is needed\n{USAGE}"),
+    }
+    let mut a = Args {
+        records: 1_000_000,
+        threads: vec![1, 2, 8],
+        group: 100,
+        dir: None,
+        json: false,
+        seed: 42,
+        shards: None,
+        sync: SyncPolicy::Data,
+        rocksdb_block_kib: 4,
+    };
+    while let Some(flag) = it.next() {
+        if flag == "--json" {
+            a.json = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let v = it.next().ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--records" => a.records = parse_num(&flag, &v)?,
+            "--threads" => {
+                a.threads = v.split(',').map(|t| parse_num(&flag, t.trim())).collect::<Result<_>>()?;
+            }
+            "--group" => a.group = parse_num(&flag, &v)?,
+            "--dir" => a.dir = Some(PathBuf::from(v)),
+            "--seed" => a.seed = parse_num(&flag, &v)?,
+            "--shards" => a.shards = Some(parse_num(&flag, &v)?),
+            "--sync" => {
+                a.sync = match v.as_str() {
+                    "data" => SyncPolicy::Data,
+                    "full" => SyncPolicy::Full,
+                    "none" => SyncPolicy::None,
+                    _ => bail!("--sync: {v:?} is not data, full or none"),
+                }
+            }
+            "--rocksdb-block-kib" => a.rocksdb_block_kib = parse_num(&flag, &v)?,
+            _ => bail!("unknown flag {flag:?}\n{USAGE}"),
+        }
+    }
+    if a.records == 0 || a.group == 0 || a.rocksdb_block_kib == 0 {
+        bail!("--records, --group and --rocksdb-block-kib must be positive");
+    }
+    if a.threads.is_empty() || a.threads.iter().any(|&t| t == 0 || t > 1024) {
+        bail!("--threads: each count must be 1..=1024");
+    }
+    Ok(a)
+}
+
+/// Where the benchmark ran.
+#[derive(Debug, Clone, Serialize)]
+struct Machine {
+    nproc: usize,
+    cpu: String,
+    date: String,
+    kernel: String,
+    dir: String,
+    fs: String,
+}
+
+impl Machine {
+    fn probe(dir: &Path) -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+        Machine {
+            nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu,
+            date: portlog_engine::time::rfc3339_utc8(now_ms),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or_else(|_| "?".into(), |s| s.trim().into()),
+            dir: dir.display().to_string(),
+            fs: fs_type(dir).unwrap_or_else(|| "?".into()),
+        }
+    }
+}
+
+/// What one engine run measured.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    engine: String,
+    threads: usize,
+    group: usize,
+    records: u64,
+    /// JSON-lines size of the records written.
+    logical_bytes: u64,
+    secs: f64,
+    records_per_s: f64,
+    appends_per_s: f64,
+    /// Logical MB (10^6 bytes) per second.
+    mb_per_s: f64,
+    /// records/s of this row over RocksDB's with the same thread count.
+    vs_rocksdb: f64,
+    /// Seconds of portlog's `seal_all` or RocksDB's flush + full compaction.
+    post_secs: f64,
+    /// Every file of the data directory after sealing / compaction.
+    disk_bytes: u64,
+    disk_bytes_per_record: f64,
+    /// Only the data files: portlog's `.seg`, RocksDB's `.sst`.
+    data_bytes_per_record: f64,
+    /// Data directory bytes per record before sealing / compaction.
+    pre_bytes_per_record: f64,
+    jsonl_bytes_per_record: f64,
+    jsonl_zstd3_bytes_per_record: f64,
+    machine: Machine,
+}
+
+/// Runs `f` on each work item in its own thread, all released at once; returns the wall time
+/// from the release until the last one finished.
+fn timed_threads<W: Send>(work: Vec<W>, f: impl Fn(W) -> Result<()> + Sync) -> Result<f64> {
+    let barrier = Barrier::new(work.len() + 1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .into_iter()
+            .map(|w| {
+                let (b, f) = (&barrier, &f);
+                s.spawn(move || {
+                    b.wait();
+                    f(w)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t0 = Instant::now();
+        let mut first_err = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(anyhow!("a writer thread panicked"));
+                }
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        first_err.map_or(Ok(secs), Err)
+    })
+}
+
+/// Indexes of the records of each thread: record `i` goes to thread `i % threads`.
+fn split(n: usize, threads: usize) -> Vec<Vec<usize>> {
+    (0..threads).map(|t| (t..n).step_by(threads).collect()).collect()
+}
+
+/// Raw measurements of one engine run, before they become a [`Row`].
+struct Run {
+    secs: f64,
+    post_secs: f64,
+    pre_bytes: u64,
+    disk_bytes: u64,
+    data_bytes: u64,
+}
+
+fn run_portlog(
+    records: &[Record],
+    threads: usize,
+    group: usize,
+    dir: &Path,
+    cfg: LogConfig,
+    now_ms: i64,
+) -> Result<Run> {
+    let log = Log::open(dir, cfg, Arc::new(ManualClock::new(now_ms)))?;
+    // Cloning the records is set-up, not timed: append takes them by value.
+    let work: Vec<Vec<Vec<Record>>> = split(records.len(), threads)
+        .into_iter()
+        .map(|idx| idx.chunks(group).map(|c| c.iter().map(|&i| records[i].clone()).collect()).collect())
+        .collect();
+    let secs = timed_threads(work, |groups| {
+        for g in groups {
+            log.append(g)?;
+        }
+        Ok(())
+    })?;
+    let pre_bytes = dir_bytes(dir, ".seg")?.total;
+    let t = Instant::now();
+    log.seal_all()?;
+    let post_secs = t.elapsed().as_secs_f64();
+    let st = log.stats();
+    if st.records != records.len() as u64 || st.open_segments != 0 {
+        bail!(
+            "portlog holds {} records in {} open segments after seal_all; expected {} and 0",
+            st.records,
+            st.open_segments,
+            records.len()
+        );
+    }
+    log.close();
+    let b = dir_bytes(dir, ".seg")?;
+    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data })
+}
+
+fn run_rocksdb(records: &[Record], threads: usize, group: usize, dir: &Path, block_kib: usize) -> Result<Run> {
+    let db = DB::open(&rocks_options(LogConfig::default().zstd_level, block_kib << 10), dir)?;
+    let secs = timed_threads(split(records.len(), threads), |idx| {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        let mut value = Vec::with_capacity(1024);
+        for c in idx.chunks(group) {
+            let mut batch = WriteBatch::default();
+            for &i in c {
+                value.clear();
+                encode_value(&records[i], &mut value);
+                batch.put(encode_key(&records[i], i as u64), &value);
+            }
+            db.write_opt(batch, &wo)?;
+        }
+        Ok(())
+    })?;
+    let pre_bytes = dir_bytes(dir, ".sst")?.total;
+    let t = Instant::now();
+    db.flush()?;
+    db.compact_range::<&[u8], &[u8]>(None, None);
+    let post_secs = t.elapsed().as_secs_f64();
+    let held = db.iterator(rocksdb::IteratorMode::Start).count();
+    if held != records.len() {
+        bail!("RocksDB holds {held} records; expected {}", records.len());
+    }
+    drop(db);
+    let b = dir_bytes(dir, ".sst")?;
+    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data })
+}
+
+fn print_table(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
+    if let Some(m) = rows.first().map(|r| &r.machine) {
+        println!("machine: {} cpus, {}, kernel {}, {}; data on {} ({})", m.nproc, m.cpu, m.kernel, m.date, m.dir, m.fs);
+    }
+    println!(
+        "records: {} ({:.1} logical B/record as JSON lines); zstd -3 of the JSON lines: {:.1} B/record",
+        rows.first().map_or(0, |r| r.records),
+        logical_per_record,
+        zstd_per_record
+    );
+    println!(
+        "{:<34} {:>3} {:>6} {:>11} {:>10} {:>7} {:>8} {:>8} {:>9} {:>9} {:>10}",
+        "engine",
+        "thr",
+        "group",
+        "records/s",
+        "appends/s",
+        "MB/s",
+        "vs rocks",
+        "post s",
+        "B/rec",
+        "data B/r",
+        "zstd-3 B/r"
+    );
+    for r in rows {
+        println!(
+            "{:<34} {:>3} {:>6} {:>11.0} {:>10.0} {:>7.2} {:>8.2} {:>8.2} {:>9.1} {:>9.1} {:>10.1}",
+            r.engine,
+            r.threads,
+            r.group,
+            r.records_per_s,
+            r.appends_per_s,
+            r.mb_per_s,
+            r.vs_rocksdb,
+            r.post_secs,
+            r.disk_bytes_per_record,
+            r.data_bytes_per_record,
+            r.jsonl_zstd3_bytes_per_record
+        );
+    }
+    println!(
+        "records/s and MB/s: wall time of the appends, every append durable (fdatasync / WAL sync) before it returns; \
+         MB = 10^6 logical bytes (JSON lines). post s: portlog seal_all, RocksDB flush + full compaction. \
+         B/rec: every file of the data directory afterwards; data B/r: .seg / .sst files only."
+    );
+}
+
+fn main() -> Result<()> {
+    let args = parse_args(std::env::args().skip(1))?;
+    let base = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => scratch_base()?,
+    };
+    let root = tempfile::Builder::new().prefix("portlog-bench-").tempdir_in(&base)?;
+    let machine = Machine::probe(root.path());
+
+    let t = Instant::now();
+    let templates = Arc::new(Templates::load_default()?);
+    let wl = WorkloadConfig { seed: args.seed, ..WorkloadConfig::default() };
+    let records: Vec<Record> = Generator::new(templates, wl)?.take(args.records).collect();
+    let now_ms = records.iter().map(|r| r.ts_ms).max().unwrap_or(0) + 1_000;
+    let n = records.len() as u64;
+    let (logical, zstd3) = jsonl_zstd_bytes(&records, 3)?;
+    eprintln!(
+        "generated {n} records in {:.1} s: {:.1} B/record as JSON lines, {:.1} B/record after zstd -3; data in {} ({})",
+        t.elapsed().as_secs_f64(),
+        logical as f64 / n as f64,
+        zstd3 as f64 / n as f64,
+        root.path().display(),
+        machine.fs
+    );
+
+    let mut cfg = LogConfig { sync: args.sync, ..LogConfig::default() };
+    if let Some(s) = args.shards {
+        cfg.shards = s;
+    }
+    let mut label = String::from("portlog");
+    if args.shards.is_some() || args.sync != SyncPolicy::Data {
+        label = format!("portlog(shards={},sync={:?})", cfg.shards, cfg.sync).to_lowercase();
+    }
+    let rocks_label = if args.rocksdb_block_kib == 4 {
+        "rocksdb".to_owned()
+    } else {
+        format!("rocksdb(block={}k)", args.rocksdb_block_kib)
+    };
+
+    let mut rows = Vec::new();
+    for &threads in &args.threads {
+        let mut pair = Vec::new();
+        for (engine, portlog) in [(&label, true), (&rocks_label, false)] {
+            let dir = root.path().join(format!("{}-{threads}t", if portlog { "portlog" } else { "rocksdb" }));
+            let run = if portlog {
+                run_portlog(&records, threads, args.group, &dir, cfg.clone(), now_ms)?
+            } else {
+                run_rocksdb(&records, threads, args.group, &dir, args.rocksdb_block_kib)?
+            };
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            let per = |b: u64| b as f64 / n as f64;
+            let row = Row {
+                engine: engine.clone(),
+                threads,
+                group: args.group,
+                records: n,
+                logical_bytes: logical,
+                secs: run.secs,
+                records_per_s: n as f64 / run.secs,
+                appends_per_s: n.div_ceil(args.group as u64) as f64 / run.secs,
+                mb_per_s: logical as f64 / 1e6 / run.secs,
+                vs_rocksdb: 1.0,
+                post_secs: run.post_secs,
+                disk_bytes: run.disk_bytes,
+                disk_bytes_per_record: per(run.disk_bytes),
+                data_bytes_per_record: per(run.data_bytes),
+                pre_bytes_per_record: per(run.pre_bytes),
+                jsonl_bytes_per_record: per(logical),
+                jsonl_zstd3_bytes_per_record: per(zstd3),
+                machine: machine.clone(),
+            };
+            eprintln!(
+                "{engine}, {threads} threads: {:.0} records/s, {:.2} MB/s, {:.1} B/record on disk",
+                row.records_per_s, row.mb_per_s, row.disk_bytes_per_record
+            );
+            pair.push(row);
+        }
+        let rocks_rate = pair[1].records_per_s;
+        pair[0].vs_rocksdb = pair[0].records_per_s / rocks_rate;
+        rows.extend(pair);
+    }
+
+    if args.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print_table(&rows, logical as f64 / n as f64, zstd3 as f64 / n as f64);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Result<Args> {
+        parse_args(a.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn parses_flags() {
+        let a = args(&["append", "--records", "1_000", "--threads", "1, 4", "--json", "--sync", "none"]).unwrap();
+        assert_eq!((a.records, a.threads, a.group, a.json, a.sync), (1_000, vec![1, 4], 100, true, SyncPolicy::None));
+        assert!(args(&["append", "--group", "0"]).is_err());
+        assert!(args(&["append", "--threads", "1,x"]).unwrap_err().to_string().contains("--threads"));
+        assert!(args(&["append", "--records"]).is_err());
+        assert!(args(&["load"]).is_err());
+    }
+
+    #[test]
+    fn splits_round_robin() {
+        assert_eq!(split(5, 2), vec![vec![0, 2, 4], vec![1, 3]]);
+        assert_eq!(split(1, 3), vec![vec![0], vec![], vec![]]);
+    }
+}
