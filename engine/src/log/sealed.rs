@@ -250,6 +250,8 @@ pub struct SealedSegment {
     sections: Vec<Section>,
     blocks: OnceLock<Vec<BlockMeta>>,
     sub_ports: OnceLock<BTreeMap<String, Vec<u32>>>,
+    /// Offset and length of the number index once its checksum has been verified.
+    numbers: OnceLock<(u64, u64)>,
 }
 
 impl std::fmt::Debug for SealedSegment {
@@ -316,6 +318,7 @@ impl SealedSegment {
             sections,
             blocks: OnceLock::new(),
             sub_ports: OnceLock::new(),
+            numbers: OnceLock::new(),
         })
     }
 
@@ -333,7 +336,8 @@ impl SealedSegment {
         Error::corrupt(&self.path, off, d)
     }
 
-    fn section(&self, kind: SectionKind) -> Result<&[u8]> {
+    /// A section's file offset and bytes, its checksum verified.
+    fn section(&self, kind: SectionKind) -> Result<(u64, &[u8])> {
         let s = self
             .sections
             .iter()
@@ -344,7 +348,7 @@ impl SealedSegment {
         if checksum(&[body]) != s.checksum {
             return Err(self.corrupt(s.offset, format!("{kind:?} section checksum mismatch")));
         }
-        Ok(body)
+        Ok((s.offset, body))
     }
 
     /// Bytes of the footer indexes.
@@ -357,8 +361,7 @@ impl SealedSegment {
         if let Some(b) = self.blocks.get() {
             return Ok(b);
         }
-        let body = self.section(SectionKind::Blocks)?;
-        let off = self.sections.iter().find(|s| s.kind == SectionKind::Blocks as u32).map_or(0, |s| s.offset);
+        let (off, body) = self.section(SectionKind::Blocks)?;
         if body.len() % BLOCK_ENTRY_LEN != 0 {
             return Err(self.corrupt(off, "block table length not a multiple of its entry"));
         }
@@ -422,9 +425,8 @@ impl SealedSegment {
     /// Blocks that hold `sub_port` (ascending).
     pub fn blocks_of_sub_port(&self, sub_port: &str) -> Result<Vec<u32>> {
         if self.sub_ports.get().is_none() {
-            let body = self.section(SectionKind::SubPorts)?;
+            let (off, body) = self.section(SectionKind::SubPorts)?;
             let n = self.blocks()?.len() as u32;
-            let off = self.sections.iter().find(|s| s.kind == SectionKind::SubPorts as u32).map_or(0, |s| s.offset);
             let map =
                 index::decode_sub_ports(body, n).map_err(|d| self.corrupt(off, format!("sub-port index: {d}")))?;
             let _ = self.sub_ports.set(map);
@@ -434,9 +436,16 @@ impl SealedSegment {
 
     /// Blocks that hold `number` (ascending).
     pub fn blocks_of_number(&self, number: u64) -> Result<Vec<u32>> {
-        let body = self.section(SectionKind::Numbers)?;
+        // The section's checksum is verified once per segment, not on every lookup.
+        let (off, body) = match self.numbers.get() {
+            Some(&(off, len)) => (off, &self.map[off as usize..(off + len) as usize]),
+            None => {
+                let (off, body) = self.section(SectionKind::Numbers)?;
+                let _ = self.numbers.set((off, body.len() as u64));
+                (off, body)
+            }
+        };
         let n = self.blocks()?.len() as u32;
-        let off = self.sections.iter().find(|s| s.kind == SectionKind::Numbers as u32).map_or(0, |s| s.offset);
         let ix = NumberIndex::open(body, n).map_err(|d| self.corrupt(off, format!("number index: {d}")))?;
         ix.lookup(number).map_err(|d| self.corrupt(off, format!("number index: {d}")))
     }
