@@ -127,3 +127,42 @@ impl LogConfig {
         Ok(())
     }
 }
+
+/// Configuration of the ledger and reject registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// MO texts that register a reject (compared trimmed, case-insensitive, full-width folded).
+    pub reject_keywords: Vec<String>,
+    /// `sync` on every registry write (ledger, rejects, consent, audit). Only turn off for tests
+    /// and benchmarks: a reject acknowledged without it may be lost on power failure.
+    pub sync: bool,
+    /// Largest number of rows in one reject import.
+    pub import_rows_max: usize,
+    /// Largest evidence or reject text, in bytes.
+    pub note_bytes_max: usize,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            reject_keywords: vec!["R".into()],
+            sync: true,
+            import_rows_max: 5_000_000,
+            note_bytes_max: 4096,
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Checks the values, naming the first bad one.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.reject_keywords.is_empty() || self.reject_keywords.iter().any(|k| k.trim().is_empty() || k.len() > 32) {
+            return Err(crate::Error::invalid("reject_keywords", "must be a non-empty list of 1-32 byte keywords"));
+        }
+        if self.import_rows_max == 0 || self.note_bytes_max == 0 {
+            return Err(crate::Error::invalid("import_rows_max", "limits must be positive"));
+        }
+        Ok(())
+    }
+}

@@ -82,6 +82,41 @@ pub enum Error {
     /// The engine is shutting down or closed.
     #[error("the engine is closed")]
     Closed,
+    /// A change contradicts what is stored (an overlapping assignment, ...); the message names
+    /// the conflicting entry.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Something named by the caller does not exist.
+    #[error("{what} {key} not found")]
+    NotFound {
+        /// What kind of thing (`provider`, `assignment`, `sub_port`, ...).
+        what: &'static str,
+        /// The name or id that was looked up.
+        key: String,
+    },
+    /// An all-or-nothing import refused its input: every bad row with its line number.
+    #[error("{} bad row(s), nothing imported; first: line {}: {}", rows.len(), rows.first().map_or(0, |r| r.line), rows.first().map_or("", |r| r.reason.as_str()))]
+    BadRows {
+        /// The rows that failed, in input order.
+        rows: Vec<RowError>,
+    },
+    /// The embedded key-value store (RocksDB) failed.
+    #[error("registry store {}: {detail}", path.display())]
+    Store {
+        /// The store's directory.
+        path: PathBuf,
+        /// RocksDB's message.
+        detail: String,
+    },
+}
+
+/// One bad row of an import.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    /// 1-based line number in the input.
+    pub line: u64,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 impl Error {
@@ -116,6 +151,10 @@ impl Error {
             }
             Error::Limit(s) => Error::Limit(s.clone()),
             Error::Closed => Error::Closed,
+            Error::Conflict(s) => Error::Conflict(s.clone()),
+            Error::NotFound { what, key } => Error::NotFound { what, key: key.clone() },
+            Error::BadRows { rows } => Error::BadRows { rows: rows.clone() },
+            Error::Store { path, detail } => Error::Store { path: path.clone(), detail: detail.clone() },
         }
     }
 

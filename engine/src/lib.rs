@@ -31,13 +31,17 @@
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod log;
 pub mod record;
+pub mod registry;
 pub mod time;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{LogConfig, SyncPolicy};
-pub use error::{Error, Result};
+pub use config::{LogConfig, RegistryConfig, SyncPolicy};
+pub use engine::{Engine, EngineConfig, Finding, IngestOutcome};
+pub use error::{Error, Result, RowError};
 pub use log::{Log, LogStats, PendingAppend, Records};
 pub use record::{Direction, PhoneNumber, Record, SubPort, Usage};
+pub use registry::{Reason, Registry, Verdict};

@@ -35,7 +35,8 @@ impl Direction {
 }
 
 /// The usage of a sub-port or of an MT message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Usage {
     /// 商业性: marketing.
     Commercial,

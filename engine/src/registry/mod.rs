@@ -1,0 +1,206 @@
+//! The port ledger and the reject registry: who holds each sub-port for which usage under which
+//! contract term, which users refused commercial SMS under which assignment, consent records,
+//! and the hot-path check that combines them.
+//!
+//! Durable state lives in RocksDB ([`store`]); the check reads an in-memory snapshot
+//! ([`view`]) without taking a lock, and a rejected-number set per assignment ([`numset`]).
+//! Every write holds one writer mutex, writes RocksDB (synced), then publishes to memory: a
+//! change is visible to checks only once durable.
+
+mod audit;
+pub mod check;
+mod consent;
+mod inspect;
+mod ledger;
+pub mod numset;
+mod rejects;
+pub(crate) mod store;
+pub mod types;
+pub(crate) mod view;
+
+use crate::clock::SharedClock;
+use crate::config::RegistryConfig;
+use crate::error::{Error, Result};
+use crate::record::{PhoneNumber, Usage};
+use arc_swap::ArcSwap;
+use numset::NumSet;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use store::Store;
+use view::{LedgerView, ProviderCell, Slot};
+
+pub use audit::AuditEntry;
+pub use inspect::FindingKind;
+pub use ledger::SubPortLedger;
+pub use rejects::{ImportReport, RejectFormat, RejectInput, RejectOutcome};
+pub use types::*;
+
+/// Counters of the writer (persisted in the `meta` column family).
+#[derive(Debug, Default)]
+struct Writer {
+    assignment_id: u32,
+    ledger_seq: u64,
+    consent_seq: u64,
+    audit_seq: u64,
+}
+
+/// Everything the writer rebuilds and publishes: the check's snapshot plus lookups by id.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct State {
+    pub view: Arc<LedgerView>,
+    /// Assignments by id - 1.
+    pub slots: Vec<Arc<Slot>>,
+    pub providers: HashMap<String, Arc<ProviderCell>>,
+}
+
+/// The ledger and reject registry (see the module docs).
+#[derive(Debug)]
+pub struct Registry {
+    store: Store,
+    state: ArcSwap<State>,
+    writer: Mutex<Writer>,
+    clock: SharedClock,
+    cfg: RegistryConfig,
+}
+
+impl Registry {
+    /// Opens (or creates) the registry in `dir` and loads it into memory: the ledger, then every
+    /// reject key into the per-assignment sets.
+    pub fn open(dir: impl AsRef<Path>, cfg: RegistryConfig, clock: SharedClock) -> Result<Self> {
+        cfg.validate()?;
+        let store = Store::open(dir.as_ref(), cfg.sync)?;
+        let mut providers = HashMap::new();
+        for versions in store.providers()? {
+            if let Some(first) = versions.first() {
+                providers.insert(first.id.clone(), Arc::new(ProviderCell::new(versions)));
+            }
+        }
+        let mut slots: Vec<Arc<Slot>> = Vec::new();
+        for a in store.assignments()? {
+            let cell = providers.get(&a.provider).cloned().ok_or_else(|| Error::Store {
+                path: store.path().to_path_buf(),
+                detail: format!("assignment {} names unknown provider {}", a.id, a.provider),
+            })?;
+            if a.id as usize != slots.len() + 1 {
+                return Err(Error::Store {
+                    path: store.path().to_path_buf(),
+                    detail: format!("assignment ids are not dense: {} after {}", a.id, slots.len()),
+                });
+            }
+            slots.push(Arc::new(Slot::new(a, cell)));
+        }
+        let mut cur: Option<(u32, Vec<u64>)> = None;
+        let flush = |cur: Option<(u32, Vec<u64>)>| {
+            if let Some((a, keys)) = cur {
+                if let Some(slot) = slots.get((a as usize).wrapping_sub(1)) {
+                    slot.rejects.store(Arc::new(NumSet::from_keys(keys)));
+                }
+            }
+        };
+        store.for_each_reject_key(|a, k| match &mut cur {
+            Some((ca, keys)) if *ca == a => keys.push(k),
+            _ => flush(cur.replace((a, vec![k]))),
+        })?;
+        flush(cur);
+        for c in store.consents()? {
+            let Some(slot) = slots.get((c.assignment as usize).wrapping_sub(1)) else { continue };
+            let Some(key) = PhoneNumber::parse(&c.number).ok().and_then(numset::key_of) else { continue };
+            let mut m = slot.consents.write().map_err(|_| Error::Closed)?;
+            consent::insert_event(m.entry(key).or_default(), c.at_ms, c.granted);
+        }
+        let writer = Writer {
+            assignment_id: slots.len() as u32,
+            ledger_seq: store.meta("ledger_seq")?,
+            consent_seq: store.meta("consent_seq")?,
+            audit_seq: store.meta("audit_seq")?,
+        };
+        let view = Arc::new(ledger::build_view(&slots));
+        let state = State { view, slots, providers };
+        Ok(Registry { store, state: ArcSwap::from_pointee(state), writer: Mutex::new(writer), clock, cfg })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.cfg
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>> {
+        self.writer.lock().map_err(|_| Error::Poisoned { shard: u32::MAX, cause: "registry writer panicked".into() })
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// May `sub_port` send a message of `usage` to `number` at `at_ms` (None: now)? With `text`,
+    /// the content rules of commercial messages are checked too. See [`check`] for the order of
+    /// the reasons. Never blocked by writers; a hit on a reject set reads its since-time from
+    /// the store.
+    pub fn check(
+        &self,
+        sub_port: &str,
+        number: PhoneNumber,
+        usage: Usage,
+        at_ms: Option<i64>,
+        text: Option<&str>,
+    ) -> Result<Verdict> {
+        let at = at_ms.unwrap_or_else(|| self.clock.now_ms());
+        let state = self.state.load();
+        let Some(list) = state.view.assignments_of(sub_port) else {
+            return Ok(Verdict::deny(Reason::UnknownSubPort, None));
+        };
+        let Some(slot) = list.iter().rev().find(|s| s.in_force(at)) else {
+            return Ok(Verdict::deny(Reason::NoAssignment, None));
+        };
+        let id = Some(slot.id());
+        let versions = slot.provider.versions.load();
+        let Some(provider) = ProviderCell::at(&versions, at) else {
+            return Ok(Verdict::deny(Reason::NoAssignment, id));
+        };
+        if provider.blacklisted {
+            return Ok(Verdict::deny(Reason::Blacklisted, id));
+        }
+        if usage != slot.created().usage {
+            return Ok(Verdict::deny(Reason::UsageMismatch, id));
+        }
+        if usage != Usage::Commercial {
+            return Ok(Verdict::allow(slot.id()));
+        }
+        if !provider.whitelisted {
+            let key = numset::key_of(number);
+            if let Some(key) = key.filter(|&k| slot.rejects.load().contains(k)) {
+                if let Some(r) = self.store.get_reject(slot.id(), key)? {
+                    if r.at_ms <= at {
+                        return Ok(Verdict { since_ms: Some(r.at_ms), ..Verdict::deny(Reason::Rejected, id) });
+                    }
+                }
+            }
+            if slot.created().consent_required && !consent::in_force(slot, key, at)? {
+                return Ok(Verdict::deny(Reason::NoConsent, id));
+            }
+        }
+        if let Some(reason) = text.and_then(|t| check::content_violation(t, provider)) {
+            return Ok(Verdict::deny(reason, id));
+        }
+        Ok(Verdict::allow(slot.id()))
+    }
+
+    /// Counts and memory of the registry.
+    pub fn stats(&self) -> RegistryStats {
+        let state = self.state.load();
+        let now = self.clock.now_ms();
+        let mut s = RegistryStats {
+            providers: state.providers.len() as u64,
+            assignments: state.slots.len() as u64,
+            ..RegistryStats::default()
+        };
+        for slot in &state.slots {
+            let set = slot.rejects.load();
+            s.rejects += set.len() as u64;
+            s.reject_set_bytes += set.heap_bytes() as u64;
+            s.assignments_in_force += u64::from(slot.in_force(now));
+        }
+        s
+    }
+}

@@ -1,0 +1,298 @@
+//! The registry's durable store: one RocksDB database with a column family per kind of record.
+//! Keys are big-endian so that RocksDB's byte order is numeric order; every write goes through
+//! a `WriteBatch` (all-or-nothing) with `sync` set unless the sync policy is `none`. RocksDB
+//! checksums every block (xxh3) and its WAL records. Layout: docs/format.md, "Registry store".
+
+use super::types::{Assignment, ConsentRecord, LedgerEvent, Provider, RejectSource};
+use crate::error::{Error, Result};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+use std::path::{Path, PathBuf};
+
+pub(crate) const CF_PROVIDERS: &str = "providers";
+pub(crate) const CF_ASSIGNMENTS: &str = "assignments";
+pub(crate) const CF_HISTORY: &str = "history";
+pub(crate) const CF_REJECTS: &str = "rejects";
+pub(crate) const CF_REJECTS_BY_NUMBER: &str = "rejects_by_number";
+pub(crate) const CF_CONSENT: &str = "consent";
+pub(crate) const CF_AUDIT: &str = "audit";
+pub(crate) const CF_META: &str = "meta";
+const CFS: [&str; 8] =
+    [CF_PROVIDERS, CF_ASSIGNMENTS, CF_HISTORY, CF_REJECTS, CF_REJECTS_BY_NUMBER, CF_CONSENT, CF_AUDIT, CF_META];
+
+/// Version byte leading every reject value.
+const REJECT_VALUE_V1: u8 = 1;
+
+/// The stored part of a reject (the key holds assignment and number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RejectValue {
+    pub at_ms: i64,
+    pub source: RejectSource,
+    pub text: String,
+}
+
+impl RejectValue {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(10 + self.text.len());
+        v.push(REJECT_VALUE_V1);
+        v.extend_from_slice(&self.at_ms.to_le_bytes());
+        v.push(self.source.code());
+        v.extend_from_slice(self.text.as_bytes());
+        v
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() < 10 || b[0] != REJECT_VALUE_V1 {
+            return None;
+        }
+        let at_ms = i64::from_le_bytes(b[1..9].try_into().ok()?);
+        let source = RejectSource::from_code(b[9])?;
+        let text = String::from_utf8(b[10..].to_vec()).ok()?;
+        Some(RejectValue { at_ms, source, text })
+    }
+}
+
+pub(crate) fn reject_key(assignment: u32, key: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&assignment.to_be_bytes());
+    k[4..].copy_from_slice(&key.to_be_bytes());
+    k
+}
+
+fn by_number_key(key: u64, assignment: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&key.to_be_bytes());
+    k[8..].copy_from_slice(&assignment.to_be_bytes());
+    k
+}
+
+fn split_reject_key(k: &[u8]) -> Option<(u32, u64)> {
+    let a = u32::from_be_bytes(k.get(..4)?.try_into().ok()?);
+    let n = u64::from_be_bytes(k.get(4..12)?.try_into().ok()?);
+    Some((a, n))
+}
+
+/// The RocksDB database of the registry.
+pub(crate) struct Store {
+    db: DB,
+    path: PathBuf,
+    sync: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).field("sync", &self.sync).finish()
+    }
+}
+
+/// A set of writes applied atomically by [`Store::write`].
+pub(crate) struct Batch<'a> {
+    store: &'a Store,
+    wb: WriteBatch,
+}
+
+impl Batch<'_> {
+    fn json(&mut self, cf: &str, key: &[u8], v: &impl serde::Serialize) -> Result<()> {
+        let bytes = serde_json::to_vec(v).map_err(|e| self.store.corrupt(format!("encoding {cf}: {e}")))?;
+        let h = self.store.cf(cf)?;
+        self.wb.put_cf(h, key, bytes);
+        Ok(())
+    }
+
+    pub fn provider(&mut self, versions: &[Provider]) -> Result<()> {
+        let id = versions.first().map(|p| p.id.clone()).unwrap_or_default();
+        self.json(CF_PROVIDERS, id.as_bytes(), &versions)
+    }
+
+    pub fn assignment(&mut self, a: &Assignment) -> Result<()> {
+        self.json(CF_ASSIGNMENTS, &a.id.to_be_bytes(), a)
+    }
+
+    pub fn event(&mut self, e: &LedgerEvent) -> Result<()> {
+        self.json(CF_HISTORY, &e.seq.to_be_bytes(), e)
+    }
+
+    pub fn consent(&mut self, key: u64, seq: u64, c: &ConsentRecord) -> Result<()> {
+        let mut k = Vec::with_capacity(20);
+        k.extend_from_slice(&c.assignment.to_be_bytes());
+        k.extend_from_slice(&key.to_be_bytes());
+        k.extend_from_slice(&seq.to_be_bytes());
+        self.json(CF_CONSENT, &k, c)
+    }
+
+    pub fn reject(&mut self, assignment: u32, key: u64, v: &RejectValue) -> Result<()> {
+        let h = self.store.cf(CF_REJECTS)?;
+        self.wb.put_cf(h, reject_key(assignment, key), v.encode());
+        let h = self.store.cf(CF_REJECTS_BY_NUMBER)?;
+        self.wb.put_cf(h, by_number_key(key, assignment), []);
+        Ok(())
+    }
+
+    pub fn audit(&mut self, seq: u64, entry: &impl serde::Serialize) -> Result<()> {
+        self.json(CF_AUDIT, &seq.to_be_bytes(), entry)
+    }
+
+    pub fn meta(&mut self, name: &str, v: u64) -> Result<()> {
+        let h = self.store.cf(CF_META)?;
+        self.wb.put_cf(h, name.as_bytes(), v.to_le_bytes());
+        Ok(())
+    }
+}
+
+impl Store {
+    pub fn open(path: &Path, sync: bool) -> Result<Store> {
+        std::fs::create_dir_all(path).map_err(Error::io("create directory", path))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Zstd);
+        opts.set_max_open_files(256);
+        let mut cfs = Vec::new();
+        for name in CFS {
+            let mut o = Options::default();
+            o.set_compression_type(rocksdb::DBCompressionType::Zstd);
+            let mut bb = BlockBasedOptions::default();
+            bb.set_checksum_type(rocksdb::ChecksumType::XXH3);
+            if name == CF_REJECTS {
+                // Point lookups of a hit's since-time: a bloom filter and a cache.
+                bb.set_bloom_filter(10.0, false);
+                bb.set_block_cache(&rocksdb::Cache::new_lru_cache(64 << 20));
+            }
+            o.set_block_based_table_factory(&bb);
+            cfs.push(ColumnFamilyDescriptor::new(name, o));
+        }
+        let db = DB::open_cf_descriptors(&opts, path, cfs)
+            .map_err(|e| Error::Store { path: path.to_path_buf(), detail: format!("open: {}", e.into_string()) })?;
+        Ok(Store { db, path: path.to_path_buf(), sync })
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name).ok_or_else(|| self.corrupt(format!("column family {name} missing")))
+    }
+
+    fn corrupt(&self, detail: String) -> Error {
+        Error::Store { path: self.path.clone(), detail }
+    }
+
+    fn rerr(&self, op: &str) -> impl Fn(rocksdb::Error) -> Error + '_ {
+        let op = op.to_string();
+        move |e| Error::Store { path: self.path.clone(), detail: format!("{op}: {}", e.into_string()) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn batch(&self) -> Batch<'_> {
+        Batch { store: self, wb: WriteBatch::default() }
+    }
+
+    /// Applies `b` atomically; durable on return unless the sync policy is `none`.
+    pub fn write(&self, b: Batch<'_>) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        self.db.write_opt(b.wb, &wo).map_err(self.rerr("write"))
+    }
+
+    fn load_json<T: serde::de::DeserializeOwned>(&self, cf: &str) -> Result<Vec<(Box<[u8]>, T)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::Start) {
+            let (k, v) = item.map_err(self.rerr("read"))?;
+            let t = serde_json::from_slice(&v)
+                .map_err(|e| self.corrupt(format!("{cf} entry {k:?} does not decode: {e}")))?;
+            out.push((k, t));
+        }
+        Ok(out)
+    }
+
+    pub fn providers(&self) -> Result<Vec<Vec<Provider>>> {
+        Ok(self.load_json(CF_PROVIDERS)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn assignments(&self) -> Result<Vec<Assignment>> {
+        Ok(self.load_json(CF_ASSIGNMENTS)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn history(&self) -> Result<Vec<LedgerEvent>> {
+        Ok(self.load_json(CF_HISTORY)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn consents(&self) -> Result<Vec<ConsentRecord>> {
+        Ok(self.load_json(CF_CONSENT)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn audit_entries<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
+        Ok(self.load_json(CF_AUDIT)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn meta(&self, name: &str) -> Result<u64> {
+        let v = self.db.get_cf(self.cf(CF_META)?, name.as_bytes()).map_err(self.rerr("read"))?;
+        match v {
+            None => Ok(0),
+            Some(b) => {
+                let arr: [u8; 8] =
+                    b.as_slice().try_into().map_err(|_| self.corrupt(format!("meta {name} is not 8 bytes")))?;
+                Ok(u64::from_le_bytes(arr))
+            }
+        }
+    }
+
+    /// Calls `f(assignment, key)` for every reject, in (assignment, key) order, reading keys only
+    /// as far as RocksDB allows (values share blocks with keys).
+    pub fn for_each_reject_key(&self, mut f: impl FnMut(u32, u64)) -> Result<()> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_REJECTS)?);
+        it.seek_to_first();
+        while it.valid() {
+            if let Some((a, k)) = it.key().and_then(split_reject_key) {
+                f(a, k);
+            }
+            it.next();
+        }
+        it.status().map_err(self.rerr("scan rejects"))
+    }
+
+    pub fn get_reject(&self, assignment: u32, key: u64) -> Result<Option<RejectValue>> {
+        let k = reject_key(assignment, key);
+        let v = self.db.get_pinned_cf(self.cf(CF_REJECTS)?, k).map_err(self.rerr("read reject"))?;
+        match v {
+            None => Ok(None),
+            Some(b) => RejectValue::decode(&b)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(format!("reject {assignment}/{key} does not decode"))),
+        }
+    }
+
+    /// The rejects of one assignment, by number.
+    pub fn rejects_of(&self, assignment: u32) -> Result<Vec<(u64, RejectValue)>> {
+        let prefix = assignment.to_be_bytes();
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(self.cf(CF_REJECTS)?, IteratorMode::From(&prefix, Direction::Forward));
+        for item in it {
+            let (k, v) = item.map_err(self.rerr("scan rejects"))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let (_, key) = split_reject_key(&k).ok_or_else(|| self.corrupt(format!("reject key {k:?}")))?;
+            let val = RejectValue::decode(&v).ok_or_else(|| self.corrupt(format!("reject {assignment}/{key}")))?;
+            out.push((key, val));
+        }
+        Ok(out)
+    }
+
+    /// The assignments under which number `key` has a reject.
+    pub fn assignments_rejected_by(&self, key: u64) -> Result<Vec<u32>> {
+        let prefix = key.to_be_bytes();
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(self.cf(CF_REJECTS_BY_NUMBER)?, IteratorMode::From(&prefix, Direction::Forward));
+        for item in it {
+            let (k, _) = item.map_err(self.rerr("scan rejects by number"))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let a = k.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+            out.push(a.ok_or_else(|| self.corrupt(format!("rejects_by_number key {k:?}")))?);
+        }
+        Ok(out)
+    }
+}
