@@ -1,15 +1,24 @@
 //! `portlog-server`: the portlog daemon (see `shared/cli.md`, "Daemon").
 //!
-//! This build opens and recovers the data directory, enforces the listening rules of the
-//! contract, and runs until SIGINT/SIGTERM, closing the engine cleanly. The gRPC services are
-//! not served yet (they arrive with the server issue); `verify` checks a data directory offline.
+//! Opens and recovers the data directory, enforces the listening rules of the contract, serves
+//! the `portlog.v1` gRPC services (docs/grpc.md) until SIGINT/SIGTERM, then finishes the calls
+//! in progress and closes the engine. `verify` checks a data directory offline.
 
 #![forbid(unsafe_code)]
 
+mod api;
+mod audit;
+mod auth;
+mod config;
+mod error;
+mod gate;
+mod metrics;
+mod serve;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use portlog_engine::{Log, LogConfig, SystemClock};
-use serde::Deserialize;
+use portlog_engine::{Log, SystemClock};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +32,7 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: String,
-    /// TOML configuration file (section `[log]`: see docs/operations.md).
+    /// TOML configuration file (tables `[log]` and `[server]`: see docs/grpc.md).
     #[arg(long)]
     config: Option<PathBuf>,
     /// TLS certificate (PEM).
@@ -41,6 +50,10 @@ struct Cli {
     /// Allow a non-loopback address without tokens.
     #[arg(long)]
     insecure: bool,
+    /// Serve Prometheus metrics (plain HTTP, `GET /metrics`) on this address; overrides
+    /// `[server] metrics_listen`.
+    #[arg(long)]
+    metrics_listen: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,20 +62,6 @@ struct Cli {
 enum Command {
     /// Read every record of the data directory, verifying every checksum; exit 1 on damage.
     Verify,
-}
-
-/// The configuration file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct FileConfig {
-    /// The message log.
-    log: LogConfig,
-}
-
-fn load_config(path: Option<&PathBuf>) -> Result<FileConfig> {
-    let Some(p) = path else { return Ok(FileConfig::default()) };
-    let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {}", p.display()))
 }
 
 fn check_listen(cli: &Cli) -> Result<SocketAddr> {
@@ -114,9 +113,10 @@ fn run() -> Result<i32> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let cfg = load_config(cli.config.as_ref())?;
+    let cfg = config::load(cli.config.as_deref())?;
     if let Some(Command::Verify) = cli.command {
         let log = Log::open(&cli.data_dir, cfg.log, Arc::new(SystemClock))
             .with_context(|| format!("opening {}", cli.data_dir.display()))?;
@@ -125,25 +125,28 @@ fn run() -> Result<i32> {
         return Ok(if ok { 0 } else { 1 });
     }
     let addr = check_listen(&cli)?;
-    if cli.tls_cert.is_some() || cli.tokens.is_some() {
-        bail!("TLS and tokens are accepted by the command line but not implemented in this build");
-    }
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .context("installing signal handlers")?;
+    let tokens = cli.tokens.as_deref().map(auth::Tokens::load).transpose()?;
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(serve::TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: cli.tls_client_ca.clone() })
+        }
+        _ => None,
+    };
+    let metrics_addr = cli.metrics_listen.clone().unwrap_or_else(|| cfg.server.metrics_listen.clone());
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} (--listen)"))?;
+    let metrics_listener = if metrics_addr.is_empty() {
+        None
+    } else {
+        let a: SocketAddr = metrics_addr
+            .parse()
+            .with_context(|| format!("--metrics-listen {metrics_addr:?} is not an address like 127.0.0.1:9464"))?;
+        Some(std::net::TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (--metrics-listen)"))?)
+    };
     let log = Log::open(&cli.data_dir, cfg.log, Arc::new(SystemClock))
         .with_context(|| format!("opening {}", cli.data_dir.display()))?;
-    let st = log.stats();
-    tracing::info!(
-        data_dir = %cli.data_dir.display(),
-        %addr,
-        records = st.records,
-        sealed_segments = st.sealed_segments,
-        open_segments = st.open_segments,
-        "portlog-server ready (engine only: the gRPC services are not part of this build yet)"
-    );
-    let sig = signals.forever().next();
-    tracing::info!(signal = ?sig, "shutting down: finishing queued appends and seals");
-    log.close();
+    tracing::info!(data_dir = %cli.data_dir.display(), tokens = tokens.as_ref().map_or(0, |t| t.len()), "data directory open");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(serve::run(log, serve::Options { listener, metrics_listener, tls, tokens, cfg: cfg.server }))?;
     Ok(0)
 }
 

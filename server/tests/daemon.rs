@@ -1,4 +1,4 @@
-//! The daemon's contract so far: listening rules, clean SIGTERM, offline verify.
+//! The daemon's contract: listening rules, clean SIGTERM, offline verify (gRPC: e2e*.rs).
 #![allow(clippy::unwrap_used)]
 
 use portlog_engine::{Direction, Log, LogConfig, ManualClock, PhoneNumber, Record, SubPort, Usage};
@@ -26,6 +26,7 @@ fn sigterm_closes_cleanly_with_exit_0() {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

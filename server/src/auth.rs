@@ -1,0 +1,283 @@
+//! Bearer tokens, roles and the one table saying which role may call which method.
+//!
+//! The tokens file (`--tokens FILE`, cli.md) is TOML with one `[[token]]` entry per client:
+//! `token` (the secret), `name` (who, in the audit trail) and `role`. Without a tokens file the
+//! daemon listens on loopback only and every call is open, made by `anonymous`.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Gateway proxies: the check.
+    Gateway,
+    /// Message sources: ingest.
+    Ingest,
+    /// Complaint handling: trace, reject lists, audit reading, ledger reading.
+    Investigator,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// The lowercase name used in the tokens file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Ingest => "ingest",
+            Role::Investigator => "investigator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+use Role::{Gateway, Ingest, Investigator};
+
+/// Who may call a method, besides `admin` (who may call everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed, even when tokens are configured (health checks).
+    Open,
+    /// Any valid token.
+    AnyRole,
+    /// A valid token with one of these roles (or admin).
+    Roles(&'static [Role]),
+}
+
+/// THE table: gRPC method path → who may call it. A method missing here is admin-only.
+pub const METHOD_ACCESS: &[(&str, Access)] = &[
+    ("/portlog.v1.Check/Check", Access::Roles(&[Gateway])),
+    ("/portlog.v1.Check/CheckBatch", Access::Roles(&[Gateway])),
+    ("/portlog.v1.Check/CheckStream", Access::Roles(&[Gateway])),
+    ("/portlog.v1.Ingest/Append", Access::Roles(&[Ingest])),
+    ("/portlog.v1.Trace/Trace", Access::Roles(&[Investigator])),
+    ("/portlog.v1.Ledger/AddProvider", Access::Roles(&[])),
+    ("/portlog.v1.Ledger/Assign", Access::Roles(&[])),
+    ("/portlog.v1.Ledger/End", Access::Roles(&[])),
+    ("/portlog.v1.Ledger/Show", Access::Roles(&[Investigator])),
+    ("/portlog.v1.Rejects/Add", Access::Roles(&[])),
+    ("/portlog.v1.Rejects/ListBySubPort", Access::Roles(&[Investigator])),
+    ("/portlog.v1.Rejects/ListByNumber", Access::Roles(&[Investigator])),
+    ("/portlog.v1.Consent/Add", Access::Roles(&[])),
+    ("/portlog.v1.Consent/Withdraw", Access::Roles(&[])),
+    ("/portlog.v1.Audit/List", Access::Roles(&[Investigator])),
+    ("/portlog.v1.Stats/Get", Access::AnyRole),
+    ("/portlog.v1.Retention/Run", Access::Roles(&[])),
+    ("/portlog.v1.Inspect/Run", Access::Roles(&[Investigator])),
+    ("/grpc.health.v1.Health/Check", Access::Open),
+    ("/grpc.health.v1.Health/Watch", Access::Open),
+    ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::AnyRole),
+    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Access::AnyRole),
+];
+
+/// Who may call `path`.
+pub fn access(path: &str) -> Access {
+    METHOD_ACCESS.iter().find(|(p, _)| *p == path).map_or(Access::Roles(&[]), |(_, a)| *a)
+}
+
+/// The method name for messages and metrics: `Trace.Trace` for `/portlog.v1.Trace/Trace`.
+pub fn short_method(path: &str) -> String {
+    let p = path.trim_start_matches('/');
+    match p.split_once('/') {
+        Some((svc, m)) => format!("{}.{m}", svc.rsplit('.').next().unwrap_or(svc)),
+        None => p.to_string(),
+    }
+}
+
+/// The caller of a request, put in the request extensions by the service layer for handlers
+/// (the audit trail names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name, or `anonymous` when no tokens are configured.
+    pub name: String,
+    /// The token's role; `None` when no tokens are configured (open access).
+    pub role: Option<Role>,
+}
+
+impl Caller {
+    /// The caller without tokens (open access on loopback).
+    pub fn anonymous() -> Self {
+        Caller { name: "anonymous".into(), role: None }
+    }
+
+    /// The caller of a tonic request (anonymous if the layer did not run, as in unit tests).
+    pub fn of<T>(req: &tonic::Request<T>) -> Caller {
+        req.extensions().get::<Caller>().cloned().unwrap_or_else(Caller::anonymous)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    token: String,
+    name: String,
+    role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    token: Vec<TokenEntry>,
+}
+
+/// The configured tokens.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    by_secret: HashMap<String, Caller>,
+}
+
+/// Shortest token accepted, in bytes.
+pub const TOKEN_BYTES_MIN: usize = 16;
+
+impl Tokens {
+    /// Parses a tokens file's text; names the entry (1-based) and field that is wrong.
+    pub fn parse(text: &str) -> Result<Tokens> {
+        let f: TokensFile = toml::from_str(text)?;
+        if f.token.is_empty() {
+            bail!("no [[token]] entries: a tokens file must define at least one token");
+        }
+        let mut by_secret = HashMap::new();
+        for (i, t) in f.token.into_iter().enumerate() {
+            let n = i + 1;
+            if t.token.len() < TOKEN_BYTES_MIN {
+                bail!("token entry {n} ({:?}): token must be at least {TOKEN_BYTES_MIN} characters", t.name);
+            }
+            if t.name.trim().is_empty() {
+                bail!("token entry {n}: name must not be empty");
+            }
+            let caller = Caller { name: t.name, role: Some(t.role) };
+            if by_secret.insert(t.token, caller).is_some() {
+                bail!("token entry {n}: the same token appears twice");
+            }
+        }
+        Ok(Tokens { by_secret })
+    }
+
+    /// Reads a tokens file.
+    pub fn load(path: &Path) -> Result<Tokens> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading tokens file {}", path.display()))?;
+        Tokens::parse(&text).with_context(|| format!("tokens file {}", path.display()))
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.by_secret.len()
+    }
+
+    /// The caller holding `secret`.
+    pub fn lookup(&self, secret: &str) -> Option<&Caller> {
+        self.by_secret.get(secret)
+    }
+}
+
+/// Why a call is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No token or an unknown one: UNAUTHENTICATED.
+    Unauthenticated(String),
+    /// A valid token whose role may not call the method: PERMISSION_DENIED.
+    PermissionDenied(String),
+}
+
+/// Decides a call: `tokens` is `None` when access is open. `authorization` is the header value.
+pub fn authorize(tokens: Option<&Tokens>, path: &str, authorization: Option<&str>) -> Result<Caller, Denied> {
+    let Some(tokens) = tokens else { return Ok(Caller::anonymous()) };
+    let acc = access(path);
+    if acc == Access::Open {
+        return Ok(Caller::anonymous());
+    }
+    let Some(value) = authorization else {
+        return Err(Denied::Unauthenticated(format!(
+            "{} needs a bearer token (authorization: Bearer TOKEN); none was sent",
+            short_method(path)
+        )));
+    };
+    let secret = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim();
+    let Some(caller) = tokens.lookup(secret) else {
+        return Err(Denied::Unauthenticated("unknown bearer token".into()));
+    };
+    let role = caller.role.unwrap_or(Role::Admin);
+    let allowed = match acc {
+        Access::Open | Access::AnyRole => true,
+        Access::Roles(roles) => role == Role::Admin || roles.contains(&role),
+    };
+    if allowed {
+        Ok(caller.clone())
+    } else {
+        let who = match acc {
+            Access::Roles(r) => {
+                r.iter().map(|r| r.as_str()).chain(std::iter::once("admin")).collect::<Vec<_>>().join(" or ")
+            }
+            _ => "admin".into(),
+        };
+        Err(Denied::PermissionDenied(format!(
+            "token {:?} has role {}; {} needs role {who}",
+            caller.name,
+            role.as_str(),
+            short_method(path)
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[[token]]
+token = "gateway-secret-0123456789"
+name = "gateway-1"
+role = "gateway"
+
+[[token]]
+token = "admin-secret-0123456789ab"
+name = "ops"
+role = "admin"
+"#;
+
+    #[test]
+    fn roles_per_method() {
+        let t = Tokens::parse(FILE).unwrap();
+        let gw = Some("Bearer gateway-secret-0123456789");
+        assert_eq!(authorize(Some(&t), "/portlog.v1.Check/Check", gw).unwrap().name, "gateway-1");
+        let e = authorize(Some(&t), "/portlog.v1.Trace/Trace", gw).unwrap_err();
+        assert_eq!(
+            e,
+            Denied::PermissionDenied(
+                "token \"gateway-1\" has role gateway; Trace.Trace needs role investigator or admin".into()
+            )
+        );
+        assert!(matches!(authorize(Some(&t), "/portlog.v1.Trace/Trace", None), Err(Denied::Unauthenticated(_))));
+        assert!(matches!(
+            authorize(Some(&t), "/portlog.v1.Trace/Trace", Some("Bearer nope")),
+            Err(Denied::Unauthenticated(_))
+        ));
+        let admin = Some("Bearer admin-secret-0123456789ab");
+        assert!(authorize(Some(&t), "/portlog.v1.Ledger/Assign", admin).is_ok());
+        assert!(authorize(Some(&t), "/portlog.v1.Ledger/Assign", gw).is_err());
+        // Unknown methods are admin-only; health is open; no tokens: all open.
+        assert!(authorize(Some(&t), "/x.Y/Z", gw).is_err());
+        assert!(authorize(Some(&t), "/grpc.health.v1.Health/Check", None).is_ok());
+        assert_eq!(authorize(None, "/portlog.v1.Trace/Trace", None).unwrap(), Caller::anonymous());
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        assert!(Tokens::parse("").unwrap_err().to_string().contains("no [[token]]"));
+        let short = "[[token]]\ntoken = \"x\"\nname = \"a\"\nrole = \"admin\"\n";
+        assert!(Tokens::parse(short).unwrap_err().to_string().contains("at least 16"));
+        let role = "[[token]]\ntoken = \"0123456789abcdef\"\nname = \"a\"\nrole = \"root\"\n";
+        assert!(Tokens::parse(role).unwrap_err().to_string().contains("unknown variant"));
+    }
+
+    #[test]
+    fn every_portlog_method_is_in_the_table() {
+        assert_eq!(short_method("/portlog.v1.Trace/Trace"), "Trace.Trace");
+        assert_eq!(short_method("/grpc.health.v1.Health/Check"), "Health.Check");
+    }
+}

@@ -1,0 +1,190 @@
+//! Assembling and running the gRPC server: services, health, reflection, the gate layer (auth,
+//! limits, metrics), TLS, and graceful shutdown.
+
+use crate::api::{self, AppState, State};
+use crate::auth::Tokens;
+use crate::config::ServerConfig;
+use crate::gate::{Gate, GateLayer};
+use crate::metrics::Metrics;
+use anyhow::{Context, Result};
+use portlog_client::proto;
+use portlog_engine::Log;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// TLS files given on the command line.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA of accepted client certificates (PEM); when given, clients must present one.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Everything `run` needs.
+pub struct Options {
+    /// The bound gRPC listener.
+    pub listener: std::net::TcpListener,
+    /// The bound metrics listener, if any.
+    pub metrics_listener: Option<std::net::TcpListener>,
+    /// TLS, if any.
+    pub tls: Option<TlsFiles>,
+    /// Tokens; `None`: open access.
+    pub tokens: Option<Tokens>,
+    /// The `[server]` table.
+    pub cfg: ServerConfig,
+}
+
+fn read(p: &PathBuf, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("reading {what} {}", p.display()))
+}
+
+fn tls_config(t: &TlsFiles) -> Result<ServerTlsConfig> {
+    let identity = Identity::from_pem(read(&t.cert, "--tls-cert")?, read(&t.key, "--tls-key")?);
+    let mut cfg = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &t.client_ca {
+        cfg = cfg.client_ca_root(Certificate::from_pem(read(ca, "--tls-client-ca")?));
+    }
+    Ok(cfg)
+}
+
+/// Waits for SIGINT or SIGTERM and says which.
+async fn signal() -> Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Serves until SIGINT/SIGTERM, then stops accepting, lets calls in progress finish (up to
+/// `shutdown_grace_ms`) and closes the log.
+pub async fn run(log: Log, opts: Options) -> Result<()> {
+    let Options { listener, metrics_listener, tls, tokens, cfg } = opts;
+    let metrics = Arc::new(Metrics::default());
+    let log = Arc::new(log);
+    let state: State = Arc::new(AppState { log: log.clone(), cfg: cfg.clone(), metrics: metrics.clone() });
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let mut builder = Server::builder();
+    if let Some(t) = &tls {
+        builder = builder.tls_config(tls_config(t)?).context("TLS configuration")?;
+    }
+    if cfg.call_timeout_ms > 0 {
+        builder = builder.timeout(Duration::from_millis(cfg.call_timeout_ms));
+    }
+    let n = cfg.message_bytes_max;
+    macro_rules! svc {
+        ($server:ty, $api:expr) => {{
+            <$server>::new($api).max_decoding_message_size(n).max_encoding_message_size(n)
+        }};
+    }
+    let gate = GateLayer(Arc::new(Gate::new(tokens, cfg.concurrent_calls_max, metrics.clone())));
+    let router = builder
+        .layer(gate)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(svc!(proto::check_server::CheckServer<_>, api::check::CheckApi::new(state.clone())))
+        .add_service(svc!(proto::ingest_server::IngestServer<_>, api::ingest::IngestApi::new(state.clone())))
+        .add_service(svc!(proto::trace_server::TraceServer<_>, api::trace::TraceApi::new(state.clone())))
+        .add_service(svc!(proto::ledger_server::LedgerServer<_>, api::ledger::LedgerApi::new(state.clone())))
+        .add_service(svc!(proto::rejects_server::RejectsServer<_>, api::rejects::RejectsApi::new(state.clone())))
+        .add_service(svc!(proto::consent_server::ConsentServer<_>, api::consent::ConsentApi::new(state.clone())))
+        .add_service(svc!(proto::audit_server::AuditServer<_>, api::audit::AuditApi::new(state.clone())))
+        .add_service(svc!(proto::stats_server::StatsServer<_>, api::stats::StatsApi::new(state.clone())))
+        .add_service(svc!(
+            proto::retention_server::RetentionServer<_>,
+            api::retention::RetentionApi::new(state.clone())
+        ))
+        .add_service(svc!(proto::inspect_server::InspectServer<_>, api::inspect::InspectApi::new(state.clone())));
+    drop(state);
+
+    listener.set_nonblocking(true).context("listener")?;
+    let listener = TcpListener::from_std(listener).context("listener")?;
+    let addr = listener.local_addr().context("listener address")?;
+    let metrics_task = match metrics_listener {
+        Some(l) => {
+            l.set_nonblocking(true).context("metrics listener")?;
+            let l = TcpListener::from_std(l).context("metrics listener")?;
+            tracing::info!(addr = %l.local_addr().context("metrics address")?, "metrics endpoint: GET /metrics");
+            Some(tokio::spawn(crate::metrics::serve(l, metrics.clone(), log.clone())))
+        }
+        None => None,
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        let _ = stop_rx.await;
+    }));
+    let st = log.stats();
+    tracing::info!(
+        %addr,
+        tls = tls.is_some(),
+        records = st.records,
+        sealed_segments = st.sealed_segments,
+        open_segments = st.open_segments,
+        "portlog-server ready"
+    );
+
+    let sig = tokio::select! {
+        s = signal() => s?,
+        r = &mut server => {
+            // The server stopped by itself: an accept-loop failure.
+            r.context("server task")?.context("gRPC server")?;
+            "server exit"
+        }
+    };
+    tracing::info!(signal = sig, "shutting down: no new calls; finishing calls in progress");
+    health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    let _ = stop_tx.send(());
+    let grace = Duration::from_millis(cfg.shutdown_grace_ms);
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(r) => r.context("server task")?.context("gRPC server")?,
+        Err(_) => {
+            tracing::warn!(grace_ms = cfg.shutdown_grace_ms, "calls still in progress after the grace period; closing");
+            server.abort();
+        }
+    }
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    close_log(log, grace).await;
+    Ok(())
+}
+
+/// Closes the log once the last handler task has let go of it (blocking readers notice a
+/// closed channel at their next chunk); past `grace` it is dropped, which also closes it.
+async fn close_log(mut log: Arc<Log>, grace: Duration) {
+    let until = Instant::now() + grace;
+    loop {
+        match Arc::try_unwrap(log) {
+            Ok(l) => {
+                let _ = tokio::task::spawn_blocking(move || l.close()).await;
+                tracing::info!("log closed: queued appends and seals finished");
+                return;
+            }
+            Err(shared) if Instant::now() < until => {
+                log = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => {
+                tracing::warn!("log still in use after the grace period; exiting (acknowledged data is durable)");
+                return;
+            }
+        }
+    }
+}

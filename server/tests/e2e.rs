@@ -1,0 +1,191 @@
+//! End to end: the real daemon on a loopback port, driven by the real `portlog` CLI: ingest with
+//! good and bad lines, trace, stats, services not wired yet, restart persistence, SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{now_ms, portlog, Daemon};
+use portlog_engine::time::rfc3339_utc8;
+
+const A: &str = "13800138000";
+const B: &str = "13900139000";
+const SP1: &str = "1069012345601";
+const SP2: &str = "1069012345602";
+
+/// Nine lines: 3 good, 5 bad (3 caught by the CLI, 2 by the server), 1 blank.
+fn input(t0: i64) -> String {
+    let ts1 = rfc3339_utc8(t0);
+    let future = t0 + 3 * 86_400_000;
+    [
+        format!(r#"{{"dir":"mt","sub_port":"{SP1}","peer":"{A}","ts":"{ts1}","usage":"commercial","text":"【星河银行】会员日满100减20。拒收请回复R"}}"#),
+        format!(r#"{{"dir":"mo","sub_port":"{SP2}","peer":"+86{A}","ts":{},"text":"R"}}"#, t0 + 1000),
+        r#"{"dir":"mt","sub_port":"#.to_string(),
+        format!(r#"{{"dir":"mt","sub_port":"{SP1}","peer":"1380013800","ts":{t0},"usage":"service","text":"x"}}"#),
+        String::new(),
+        format!(r#"{{"dir":"mt","sub_port":"{SP1}","peer":"{A}","ts":"yesterday","usage":"service","text":"x"}}"#),
+        format!(r#"{{"dir":"mt","sub_port":"{SP1}","peer":"{A}","ts":{t0},"text":"no usage"}}"#),
+        format!(r#"{{"dir":"mt","sub_port":"{SP2}","peer":"{B}","ts":{},"usage":"service","text":"验证码 123456"}}"#, t0 + 2000),
+        format!(r#"{{"dir":"mt","sub_port":"{SP1}","peer":"{A}","ts":{future},"usage":"service","text":"from the future"}}"#),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn ingest_trace_stats_restart_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let t0 = now_ms() - 3_600_000;
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, input(t0)).unwrap();
+
+    let d = Daemon::start(&data, &[]);
+    let ep = d.http();
+    let r = portlog(&["--endpoint", &ep, "--json", "ingest", file.to_str().unwrap()], None);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["accepted"], 3, "{v}");
+    assert_eq!(v["rejected"], 5, "{v}");
+    assert_eq!(v["rejects_registered"], 0);
+    let errors = v["errors"].as_array().unwrap();
+    let lines: Vec<u64> = errors.iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![3, 4, 6, 7, 9], "{v}");
+    let msg = |i: usize| errors[i]["error"].as_str().unwrap().to_string();
+    assert!(msg(0).starts_with("malformed JSON"), "{}", msg(0));
+    assert!(msg(1).starts_with("invalid peer:") && msg(1).contains("1380013800"), "{}", msg(1));
+    assert!(msg(2).starts_with("invalid ts:") && msg(2).contains("yesterday"), "{}", msg(2));
+    assert!(msg(3).starts_with("invalid usage:"), "{}", msg(3));
+    assert!(msg(4).starts_with("invalid ts:") && msg(4).contains("ahead"), "{}", msg(4));
+
+    // Human output names the lines too.
+    let r = portlog(&["--endpoint", &ep, "ingest", "-"], Some("{\"dir\":\"xx\"}\n"));
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("accepted 0, rejected 1") && r.stdout.contains("line 1: malformed JSON"), "{}", r.stdout);
+
+    // Trace A: both directions, both sub-ports, time order, the number normalised.
+    let r = portlog(&["--endpoint", &ep, "--json", "trace", "--number", &format!("+86{A}")], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = r.json_lines();
+    assert_eq!(got.len(), 2, "{}", r.stdout);
+    assert_eq!(got[0]["dir"], "mt");
+    assert_eq!(got[0]["sub_port"], SP1);
+    assert_eq!(got[0]["peer"], A);
+    assert_eq!(got[0]["usage"], "commercial");
+    assert_eq!(got[0]["ts"], rfc3339_utc8(t0));
+    assert_eq!(got[0]["text"], "【星河银行】会员日满100减20。拒收请回复R");
+    assert_eq!(got[1]["dir"], "mo");
+    assert_eq!(got[1]["usage"], serde_json::Value::Null);
+    assert_eq!(got[1]["sub_port"], SP2);
+    // Filters: sub-port, and a window [from, to).
+    let r = portlog(&["--endpoint", &ep, "--json", "trace", "--number", A, "--sub-port", SP2], None);
+    assert_eq!(r.json_lines().len(), 1);
+    let (from, to) = ((t0 + 1).to_string(), rfc3339_utc8(t0 + 1000));
+    let r = portlog(&["--endpoint", &ep, "--json", "trace", "--number", A, "--from", &from, "--to", &to], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    // Bad input: named.
+    let r = portlog(&["--endpoint", &ep, "trace", "--number", "12345"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("invalid number"), "{}", r.stderr);
+    let r = portlog(&["--endpoint", &ep, "trace", "--number", A, "--from", "last week"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("invalid --from"), "{}", r.stderr);
+
+    let r = portlog(&["--endpoint", &ep, "--json", "stats"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = r.json();
+    assert_eq!(s["records"], 3, "{s}");
+    assert_eq!(s["oldest_record"], rfc3339_utc8(t0));
+
+    // Registered but not wired yet: exit 2 with a clear message.
+    let r = portlog(&["--endpoint", &ep, "check", "--sub-port", SP1, "--number", A], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not available on this server yet") && r.stderr.contains("Check.Check"), "{}", r.stderr);
+
+    assert_eq!(d.sigterm().code(), Some(0));
+
+    // Restart on the same directory: everything acknowledged is there.
+    let d = Daemon::start(&data, &[]);
+    let r = portlog(&["--endpoint", &d.http(), "--json", "trace", "--number", B], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = r.json_lines();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["text"], "验证码 123456");
+    let r = portlog(&["--endpoint", &d.http(), "--json", "stats"], None);
+    assert_eq!(r.json()["records"], 3);
+    let stderr = d.stderr();
+    assert_eq!(d.sigterm().code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn unreachable_server_is_exit_2_naming_the_endpoint() {
+    let r = portlog(&["--endpoint", "http://127.0.0.1:1", "stats"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot connect to http://127.0.0.1:1"), "{}", r.stderr);
+    let r = portlog(&["--endpoint", "127.0.0.1:1", "stats"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("must start with http:// or https://"), "{}", r.stderr);
+    // capacity needs no server when given the bytes per message.
+    let r = portlog(&["--json", "capacity", "--rate", "1000", "--bytes-per-message", "20"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["bytes"], 1000.0 * 20.0 * 5.0 * 31.0 * 86_400.0);
+}
+
+#[test]
+fn overload_is_resource_exhausted_and_metrics_are_served() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("portlog.toml");
+    std::fs::write(&cfg, "[server]\nconcurrent_calls_max = 1\n").unwrap();
+    let d = Daemon::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap(), "--metrics-listen", "127.0.0.1:0"],
+    );
+    let ep = d.http();
+    // An ingest whose input stays open holds the only call slot.
+    let mut held = std::process::Command::new(common::cli_bin())
+        .args(["--endpoint", &ep, "--json", "ingest", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = portlog(&["--endpoint", &ep, "stats"], None);
+        if r.code == 2 {
+            refused = Some(r.stderr);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let refused = refused.expect("stats was never refused while the only call slot was taken");
+    assert!(refused.contains("server limit reached") && refused.contains("concurrent_calls_max"), "{refused}");
+    let line = format!(
+        "{{\"dir\":\"mo\",\"sub_port\":\"106901\",\"peer\":\"13800138000\",\"ts\":{},\"text\":\"R\"}}\n",
+        now_ms() - 1000
+    );
+    let mut stdin = held.stdin.take().unwrap();
+    stdin.write_all(line.as_bytes()).unwrap();
+    drop(stdin);
+    let out = held.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // The slot is free again.
+    let r = portlog(&["--endpoint", &ep, "--json", "stats"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["records"], 1);
+
+    let log = d.stderr();
+    let metrics_line = log.lines().find(|l| l.contains("metrics endpoint")).unwrap();
+    let addr = metrics_line.split_whitespace().find_map(|w| w.strip_prefix("addr=")).unwrap();
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    sock.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("portlog_ingest_accepted_total 1"), "{body}");
+    assert!(body.contains("portlog_grpc_calls_total{method=\"Ingest.Append\",code=\"Ok\"} 1"), "{body}");
+    assert!(body.contains("portlog_grpc_calls_total{method=\"Stats.Get\",code=\"ResourceExhausted\"}"), "{body}");
+    assert!(body.contains("portlog_grpc_overloaded_total"), "{body}");
+    assert!(body.contains("portlog_log_records 1"), "{body}");
+    assert_eq!(d.sigterm().code(), Some(0));
+}
