@@ -9,7 +9,18 @@ use std::sync::Arc;
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current time in ms since the epoch.
     fn now_ms(&self) -> i64;
+
+    /// The current time to within about a millisecond, for hot paths where reading the clock
+    /// would cost more than the work (the check at "now"). Defaults to [`Clock::now_ms`].
+    fn now_ms_coarse(&self) -> i64 {
+        self.now_ms()
+    }
 }
+
+/// The system time, refreshed every half millisecond by a background thread started on first
+/// use: a read is one atomic load instead of a `clock_gettime` (about 30 ns on the VMs we run on).
+static COARSE_NOW_MS: AtomicI64 = AtomicI64::new(0);
+static COARSE_TICKER: std::sync::Once = std::sync::Once::new();
 
 /// The operating system's real-time clock.
 #[derive(Debug, Default, Clone, Copy)]
@@ -21,6 +32,24 @@ impl Clock for SystemClock {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             // A clock before 1970 is broken; report the epoch rather than a negative time.
             Err(_) => 0,
+        }
+    }
+
+    fn now_ms_coarse(&self) -> i64 {
+        COARSE_TICKER.call_once(|| {
+            COARSE_NOW_MS.store(SystemClock.now_ms(), Ordering::Release);
+            let spawned = std::thread::Builder::new().name("portlog-clock".into()).spawn(|| loop {
+                COARSE_NOW_MS.store(SystemClock.now_ms(), Ordering::Release);
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            });
+            if spawned.is_err() {
+                // No thread: mark the cache unusable so that reads fall back to the clock.
+                COARSE_NOW_MS.store(i64::MIN, Ordering::Release);
+            }
+        });
+        match COARSE_NOW_MS.load(Ordering::Acquire) {
+            i64::MIN => self.now_ms(),
+            t => t,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The engine: the message log and the registry in one data directory, and what needs both —
 //! ingest that registers MO rejects before acknowledging, and the inspection of traffic.
 //!
-//! Layout: `DIR/log/` (segments, docs/format.md) and `DIR/registry/` (RocksDB).
+//! Layout (docs/format.md): the log's `DIR/LOCK`, `DIR/MANIFEST` and `DIR/log/`, and the
+//! registry's RocksDB in `DIR/registry/`.
 
 use crate::clock::SharedClock;
 use crate::config::{LogConfig, RegistryConfig};
@@ -63,7 +64,8 @@ impl Engine {
     /// Opens (or creates) the engine in `dir`.
     pub fn open(dir: impl AsRef<Path>, cfg: EngineConfig, clock: SharedClock) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        let log = Log::open(dir.join("log"), cfg.log, clock.clone())?;
+        // The log first: its LOCK keeps a second engine out of the whole directory.
+        let log = Log::open(&dir, cfg.log, clock.clone())?;
         let registry = Registry::open(dir.join("registry"), cfg.registry, clock)?;
         Ok(Engine { log, registry, dir })
     }

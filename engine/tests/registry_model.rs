@@ -94,7 +94,7 @@ struct Model {
 
 impl Model {
     fn in_force(&self, sp: u8, at: i64) -> Option<&MAssign> {
-        self.assigns.iter().filter(|a| a.sp == sp && a.from <= at && at < a.to).last()
+        self.assigns.iter().rev().find(|a| a.sp == sp && a.from <= at && at < a.to)
     }
 
     fn check(&self, sp: u8, n: u8, u: Usage, at: i64, t: Option<&str>) -> (Option<Reason>, Option<i64>) {
@@ -103,7 +103,7 @@ impl Model {
         }
         let Some(a) = self.in_force(sp, at) else { return (Some(Reason::NoAssignment), None) };
         let vers = &self.providers[&a.p];
-        let v = vers.iter().filter(|v| v.changed <= at).last().unwrap_or(&vers[0]);
+        let v = vers.iter().rev().find(|v| v.changed <= at).unwrap_or(&vers[0]);
         if v.black {
             return (Some(Reason::Blacklisted), None);
         }
@@ -123,7 +123,7 @@ impl Model {
                 let ok = self
                     .consents
                     .get(&(a.id, n))
-                    .and_then(|ev| ev.iter().filter(|(t, _)| *t <= at).last())
+                    .and_then(|ev| ev.iter().rev().find(|(t, _)| *t <= at))
                     .is_some_and(|(_, g)| *g);
                 if !ok {
                     return (Some(Reason::NoConsent), None);

@@ -2,7 +2,7 @@
 //! ends of terms. Every change is one RocksDB batch holding the entity and a history event.
 
 use super::types::{AssignInput, Assignment, LedgerEvent, Provider, ProviderInput};
-use super::view::{LedgerView, ProviderCell, Slot, SubPortMap};
+use super::view::{sp_key, LedgerView, ProviderCell, Slot, SubPortMap};
 use super::{Registry, State, Writer};
 use crate::error::{Error, Result};
 use crate::record::SubPort;
@@ -26,9 +26,11 @@ pub struct SubPortLedger {
 
 /// Builds the sub-port map from the assignments (by id).
 pub(super) fn build_view(slots: &[Arc<Slot>]) -> LedgerView {
-    let mut by: HashMap<Arc<str>, Vec<Arc<Slot>>> = HashMap::new();
+    let mut by: HashMap<u128, Vec<Arc<Slot>>> = HashMap::new();
     for s in slots {
-        by.entry(Arc::from(s.created().sub_port.as_str())).or_default().push(s.clone());
+        // Stored sub-ports were validated when assigned.
+        let Some(k) = sp_key(&s.created().sub_port) else { continue };
+        by.entry(k).or_default().push(s.clone());
     }
     let mut sub_ports = SubPortMap::default();
     for (k, mut v) in by {
@@ -213,12 +215,13 @@ impl Registry {
         w.ledger_seq = seq;
         w.assignment_id += added.len() as u32;
         let mut st = State::clone(&state);
-        let mut touched: HashMap<Arc<str>, Vec<Arc<Slot>>> = HashMap::new();
+        let mut touched: HashMap<u128, Vec<Arc<Slot>>> = HashMap::new();
         for a in &added {
             let cell = st.providers.get(&a.provider).cloned().ok_or(Error::Closed)?;
             let slot = Arc::new(Slot::new(a.clone(), cell));
             st.slots.push(slot.clone());
-            touched.entry(Arc::from(a.sub_port.as_str())).or_default().push(slot);
+            let k = sp_key(&a.sub_port).ok_or_else(|| Error::invalid("sub_port", a.sub_port.clone()))?;
+            touched.entry(k).or_default().push(slot);
         }
         let mut view = LedgerView { sub_ports: st.view.sub_ports.clone() };
         for (k, new) in touched {

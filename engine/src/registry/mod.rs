@@ -135,8 +135,8 @@ impl Registry {
 
     /// May `sub_port` send a message of `usage` to `number` at `at_ms` (None: now)? With `text`,
     /// the content rules of commercial messages are checked too. See [`check`] for the order of
-    /// the reasons. Never blocked by writers; a hit on a reject set reads its since-time from
-    /// the store.
+    /// the reasons. Never blocked by writers. A `rejected` verdict carries its since-time, read
+    /// from the store (about a microsecond); [`Registry::decide`] skips that read.
     pub fn check(
         &self,
         sub_port: &str,
@@ -145,7 +145,32 @@ impl Registry {
         at_ms: Option<i64>,
         text: Option<&str>,
     ) -> Result<Verdict> {
-        let at = at_ms.unwrap_or_else(|| self.clock.now_ms());
+        self.check_inner(sub_port, number, usage, at_ms, text, true)
+    }
+
+    /// The gateway's hot path: [`Registry::check`] at the current instant, answered from memory
+    /// alone. A `rejected` verdict has `since_ms: None` (every stored reject starts at or before
+    /// the instant it was registered, so membership decides "now"; ask [`Registry::check`] for
+    /// the since-time or for an instant in the past).
+    #[inline]
+    pub fn decide(&self, sub_port: &str, number: PhoneNumber, usage: Usage, text: Option<&str>) -> Result<Verdict> {
+        self.check_inner(sub_port, number, usage, None, text, false)
+    }
+
+    fn check_inner(
+        &self,
+        sub_port: &str,
+        number: PhoneNumber,
+        usage: Usage,
+        at_ms: Option<i64>,
+        text: Option<&str>,
+        want_since: bool,
+    ) -> Result<Verdict> {
+        let at = match at_ms {
+            Some(t) => t,
+            None if want_since => self.clock.now_ms(),
+            None => self.clock.now_ms_coarse(),
+        };
         let state = self.state.load();
         let Some(list) = state.view.assignments_of(sub_port) else {
             return Ok(Verdict::deny(Reason::UnknownSubPort, None));
@@ -170,6 +195,9 @@ impl Registry {
         if !provider.whitelisted {
             let key = numset::key_of(number);
             if let Some(key) = key.filter(|&k| slot.rejects.load().contains(k)) {
+                if !want_since && at_ms.is_none() {
+                    return Ok(Verdict::deny(Reason::Rejected, id));
+                }
                 if let Some(r) = self.store.get_reject(slot.id(), key)? {
                     if r.at_ms <= at {
                         return Ok(Verdict { since_ms: Some(r.at_ms), ..Verdict::deny(Reason::Rejected, id) });
@@ -184,6 +212,13 @@ impl Registry {
             return Ok(Verdict::deny(reason, id));
         }
         Ok(Verdict::allow(slot.id()))
+    }
+
+    /// The current reject set of assignment `id` (empty for an unknown id): a snapshot that
+    /// later registrations do not change. For benchmarks and diagnostics.
+    pub fn reject_set(&self, id: u32) -> Arc<NumSet> {
+        let state = self.state.load();
+        state.slots.get((id as usize).wrapping_sub(1)).map(|s| s.rejects.load_full()).unwrap_or_default()
     }
 
     /// Counts and memory of the registry.

@@ -7,9 +7,9 @@ use super::numset::NumSet;
 use super::types::{Assignment, Provider};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 /// A provider's versions, oldest first (never empty).
 #[derive(Debug)]
@@ -90,8 +90,49 @@ impl Slot {
     }
 }
 
-/// Sub-port → its assignments in term order.
-pub(crate) type SubPortMap = HashMap<Arc<str>, Arc<[Arc<Slot>]>, Xxh3DefaultBuilder>;
+/// A sub-port as an integer: its digits' value times 32 plus the digit count (so that `0123`
+/// and `123` differ). `None` for anything that is not 1 to 20 digits. Parsing 13 digits costs
+/// less than hashing the string.
+#[inline]
+pub(crate) fn sp_key(sub_port: &str) -> Option<u128> {
+    let b = sub_port.as_bytes();
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u128::from(d);
+    }
+    Some(v * 32 + b.len() as u128)
+}
+
+/// Hasher for [`sp_key`] keys: one multiply (the keys are distinct integers, not attacker-chosen
+/// strings; a sub-port comes from the operator's ledger).
+#[derive(Default)]
+pub(crate) struct SpHasher(u64);
+
+impl Hasher for SpHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        let x = (v as u64) ^ ((v >> 64) as u64).rotate_left(32);
+        self.0 = (x ^ (x >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 ^= self.0 >> 32;
+    }
+}
+
+/// Sub-port key → its assignments in term order.
+pub(crate) type SubPortMap = HashMap<u128, Arc<[Arc<Slot>]>, BuildHasherDefault<SpHasher>>;
 
 /// The published ledger snapshot.
 #[derive(Debug, Default)]
@@ -103,7 +144,7 @@ impl LedgerView {
     /// The assignments of a sub-port (None: the sub-port is unknown).
     #[inline]
     pub fn assignments_of(&self, sub_port: &str) -> Option<&[Arc<Slot>]> {
-        self.sub_ports.get(sub_port).map(|s| &s[..])
+        self.sub_ports.get(&sp_key(sub_port)?).map(|s| &s[..])
     }
 
     /// The assignment of `sub_port` in force at `at_ms`.

@@ -1,0 +1,464 @@
+//! `portlog-check-bench`: the hot-path check under load, side by side with peers.
+//!
+//! ```text
+//! portlog-check-bench [--rejects N] [--assignments N] [--zipf S] [--checks N] [--hit-percent P]
+//!                     [--writer-rate N] [--dir DIR] [--json] [--seed N]
+//! ```
+//!
+//! Setup: one provider, `--assignments` commercial sub-ports, `--rejects` rejects spread over
+//! them Zipf-like (exponent `--zipf`), registered through `Registry::register_rejects` (sync off
+//! for the setup only). The registry is then reopened with the default configuration (sync on),
+//! which measures the load time. While a writer thread registers `--writer-rate` new rejects/s
+//! (synced batches of 100 every 10 ms), one thread runs `--checks` checks, each timed on its own
+//! with `Instant` (the timer's own cost is measured and reported, and NOT subtracted).
+//!
+//! Rows: `portlog check` is the whole `Registry::check` (sub-port lookup, assignment in force,
+//! provider flags, usage, reject set, consent; `at` = now from the system clock; a hit also
+//! reads the since-time from RocksDB). `portlog set` is the reject set's membership alone.
+//! Peers get the assignment id for free and answer membership only: a `HashSet<(u32, u64)>`,
+//! one `RoaringTreemap` per assignment, and RocksDB point lookups of the same keys
+//! (12-byte keys, bloom filter, 64 MiB cache).
+//!
+//! Memory per reject: the Rust heap (a counting global allocator) held by the structure,
+//! divided by the rejects: for portlog, the heap growth of `Registry::open` on the data
+//! directory with the rejects minus the same open on a copy of the ledger without them; for
+//! the peers, the heap growth while building them. RocksDB's own C++ memory is not counted.
+
+use anyhow::{anyhow, bail, Result};
+use portlog_engine::registry::numset::NumSet;
+use portlog_engine::registry::{AssignInput, ProviderInput, RejectInput, RejectSource};
+use portlog_engine::{PhoneNumber, Registry, RegistryConfig, SystemClock, Usage};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use serde::Serialize;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts bytes.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+const USAGE: &str = "usage: portlog-check-bench [--rejects N] [--assignments N] [--zipf S] [--checks N]
+                          [--hit-percent P] [--writer-rate N] [--dir DIR] [--json] [--seed N]
+  defaults: --rejects 10000000 --assignments 100000 --zipf 1.0 --checks 2000000 --hit-percent 1
+            --writer-rate 10000 --seed 42";
+
+#[derive(Debug)]
+struct Args {
+    rejects: usize,
+    assignments: usize,
+    zipf: f64,
+    checks: usize,
+    hit_percent: f64,
+    writer_rate: u64,
+    dir: Option<std::path::PathBuf>,
+    json: bool,
+    seed: u64,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        rejects: 10_000_000,
+        assignments: 100_000,
+        zipf: 1.0,
+        checks: 2_000_000,
+        hit_percent: 1.0,
+        writer_rate: 10_000,
+        dir: None,
+        json: false,
+        seed: 42,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(f) = it.next() {
+        let mut val = || it.next().ok_or_else(|| anyhow!("{f} needs a value\n{USAGE}"));
+        let num =
+            |v: String| -> Result<f64> { v.replace('_', "").parse().map_err(|_| anyhow!("{v:?} is not a number")) };
+        match f.as_str() {
+            "--rejects" => a.rejects = num(val()?)? as usize,
+            "--assignments" => a.assignments = num(val()?)? as usize,
+            "--zipf" => a.zipf = num(val()?)?,
+            "--checks" => a.checks = num(val()?)? as usize,
+            "--hit-percent" => a.hit_percent = num(val()?)?,
+            "--writer-rate" => a.writer_rate = num(val()?)? as u64,
+            "--seed" => a.seed = num(val()?)? as u64,
+            "--dir" => a.dir = Some(val()?.into()),
+            "--json" => a.json = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other:?}\n{USAGE}"),
+        }
+    }
+    if a.assignments == 0 || a.rejects == 0 || a.checks == 0 {
+        bail!("--rejects, --assignments and --checks must be positive");
+    }
+    Ok(a)
+}
+
+fn sub_port(i: usize) -> String {
+    format!("10690{i:08}")
+}
+
+fn random_number(rng: &mut impl Rng) -> u64 {
+    // 13x..19x mobile numbers.
+    13_000_000_000 + rng.gen_range(0..7_000_000_000u64)
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    name: &'static str,
+    p50_ns: f64,
+    p99_ns: f64,
+    p999_ns: f64,
+    max_ns: f64,
+    hit_p50_ns: f64,
+    hit_p99_ns: f64,
+    bytes_per_reject: Option<f64>,
+}
+
+fn pct(v: &mut [u32], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(v[i])
+}
+
+/// Times `f` on every query (is_hit, assignment, number), returning (all, hits) in ns.
+fn time_queries(queries: &[(bool, u32, u64)], mut f: impl FnMut(u32, u64) -> bool) -> (Vec<u32>, Vec<u32>) {
+    let mut all = Vec::with_capacity(queries.len());
+    let mut hits = Vec::new();
+    for &(hit, a, n) in queries {
+        let t = Instant::now();
+        let got = f(a, n);
+        let ns = t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32;
+        assert_eq!(got, hit, "wrong answer for assignment {a} number {n}");
+        all.push(ns);
+        if hit {
+            hits.push(ns);
+        }
+    }
+    (all, hits)
+}
+
+fn row(name: &'static str, (mut all, mut hits): (Vec<u32>, Vec<u32>), bytes: Option<f64>) -> Row {
+    Row {
+        name,
+        p50_ns: pct(&mut all, 0.5),
+        p99_ns: pct(&mut all, 0.99),
+        p999_ns: pct(&mut all, 0.999),
+        max_ns: pct(&mut all, 1.0),
+        hit_p50_ns: pct(&mut hits, 0.5),
+        hit_p99_ns: pct(&mut hits, 0.99),
+        bytes_per_reject: bytes,
+    }
+}
+
+fn setup(dir: &Path, a: &Args, keys: &[(u32, u64)]) -> Result<()> {
+    let cfg = RegistryConfig { sync: false, ..RegistryConfig::default() };
+    let reg = Registry::open(dir, cfg, Arc::new(SystemClock))?;
+    reg.provider_put(ProviderInput {
+        id: "P".into(),
+        name: "星河银行".into(),
+        signatures: vec!["星河".into()],
+        ..ProviderInput::default()
+    })?;
+    let now = portlog_engine::Clock::now_ms(&SystemClock);
+    let year = 365 * 86_400_000;
+    let inputs: Vec<AssignInput> = (0..a.assignments)
+        .map(|i| AssignInput {
+            sub_port: sub_port(i),
+            provider: "P".into(),
+            usage: Usage::Commercial,
+            from_ms: now - year,
+            to_ms: now + year,
+            consent_required: false,
+        })
+        .collect();
+    reg.assign_many(inputs)?;
+    for chunk in keys.chunks(200_000) {
+        let batch: Vec<RejectInput> = chunk
+            .iter()
+            .map(|&(asg, n)| RejectInput {
+                sub_port: sub_port(asg as usize - 1),
+                number: PhoneNumber::from_u64(n).expect("generated numbers are valid"),
+                at_ms: Some(now - 86_400_000),
+                source: RejectSource::Import,
+                text: "R".into(),
+                assignment: Some(asg),
+            })
+            .collect();
+        reg.register_rejects(&batch)?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let a = parse_args()?;
+    let base = match &a.dir {
+        Some(d) => d.clone(),
+        None => portlog_benches::disk::scratch_base()?,
+    };
+    let tmp = tempfile::Builder::new().prefix("portlog-check-bench").tempdir_in(&base)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+    let zipf = Zipf::new(a.assignments as u64, a.zipf).map_err(|e| anyhow!("zipf: {e}"))?;
+    let mut set: HashSet<(u32, u64)> = HashSet::with_capacity(a.rejects);
+    while set.len() < a.rejects {
+        let asg = zipf.sample(&mut rng) as u32;
+        set.insert((asg, random_number(&mut rng)));
+    }
+    let mut keys: Vec<(u32, u64)> = set.iter().copied().collect();
+    keys.sort_unstable();
+    let t = Instant::now();
+    let full = tmp.path().join("full");
+    let ledger_only = tmp.path().join("ledger");
+    setup(&full, &a, &keys)?;
+    setup(&ledger_only, &Args { rejects: 0, ..a_clone(&a) }, &[])?;
+    eprintln!("setup: {} rejects over {} assignments in {:.1?}", a.rejects, a.assignments, t.elapsed());
+
+    // Memory: portlog (open with rejects minus open without).
+    let before = live();
+    let empty = Registry::open(&ledger_only, RegistryConfig::default(), Arc::new(SystemClock))?;
+    let ledger_heap = live() - before;
+    drop(empty);
+    let before = live();
+    let t = Instant::now();
+    let reg = Arc::new(Registry::open(&full, RegistryConfig::default(), Arc::new(SystemClock))?);
+    let load = t.elapsed();
+    let portlog_bytes = (live() - before - ledger_heap) as f64 / a.rejects as f64;
+    let st = reg.stats();
+    eprintln!("open with {} rejects: {load:.2?}; reject sets {} bytes", st.rejects, st.reject_set_bytes);
+
+    // Queries: Zipf assignments, hit_percent of them rejected numbers.
+    let queries: Vec<(bool, u32, u64)> = (0..a.checks)
+        .map(|_| {
+            if rng.gen_bool((a.hit_percent / 100.0).clamp(0.0, 1.0)) {
+                let (asg, n) = keys[rng.gen_range(0..keys.len())];
+                (true, asg, n)
+            } else {
+                loop {
+                    let asg = zipf.sample(&mut rng) as u32;
+                    let n = random_number(&mut rng);
+                    if !set.contains(&(asg, n)) {
+                        break (false, asg, n);
+                    }
+                }
+            }
+        })
+        .collect();
+    let sub_ports: Vec<String> = (0..a.assignments).map(sub_port).collect();
+
+    // The writer: new rejects at writer_rate/s, in synced batches every 10 ms.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (reg, stop, written) = (reg.clone(), stop.clone(), written.clone());
+        let per_tick = (a.writer_rate / 100).max(1) as usize;
+        let (n_asg, s) = (a.assignments, a.zipf);
+        let seed = a.seed ^ 0xABCD;
+        std::thread::spawn(move || -> Result<()> {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let zipf = Zipf::new(n_asg as u64, s).map_err(|e| anyhow!("zipf: {e}"))?;
+            let start = Instant::now();
+            let mut tick = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                // Numbers from a range the queries never use (10x...), so answers stay known.
+                let batch: Vec<RejectInput> = (0..per_tick)
+                    .map(|_| {
+                        let asg = zipf.sample(&mut rng) as usize;
+                        RejectInput {
+                            sub_port: sub_port(asg - 1),
+                            number: PhoneNumber::from_u64(10_000_000_000 + rng.gen_range(0..1_000_000_000))
+                                .expect("valid"),
+                            at_ms: None,
+                            source: RejectSource::Api,
+                            text: "R".into(),
+                            assignment: Some(asg as u32),
+                        }
+                    })
+                    .collect();
+                reg.register_rejects(&batch)?;
+                written.fetch_add(per_tick as u64, Ordering::Relaxed);
+                tick += 1;
+                let next = Duration::from_millis(10) * tick;
+                if let Some(d) = next.checked_sub(start.elapsed()) {
+                    std::thread::sleep(d);
+                }
+            }
+            Ok(())
+        })
+    };
+
+    let timer = {
+        let mut v: Vec<u32> = (0..100_000)
+            .map(|_| {
+                let t = Instant::now();
+                t.elapsed().as_nanos() as u32
+            })
+            .collect();
+        pct(&mut v, 0.5)
+    };
+    let clock_ns = {
+        let t = Instant::now();
+        let mut x = 0i64;
+        for _ in 0..1_000_000 {
+            x = x.wrapping_add(portlog_engine::Clock::now_ms(&SystemClock));
+        }
+        std::hint::black_box(x);
+        t.elapsed().as_nanos() as f64 / 1e6
+    };
+    eprintln!("system clock read: {clock_ns:.1} ns");
+    let t = Instant::now();
+    let check_row = row(
+        "portlog check (with since read)",
+        time_queries(&queries, |asg, n| {
+            let number = PhoneNumber::from_u64(n).expect("valid");
+            let v = reg.check(&sub_ports[asg as usize - 1], number, Usage::Commercial, None, None).expect("check");
+            !v.allow
+        }),
+        Some(portlog_bytes),
+    );
+    let decide_row = row(
+        "portlog decide (check at now, no since read)",
+        time_queries(&queries, |asg, n| {
+            let number = PhoneNumber::from_u64(n).expect("valid");
+            !reg.decide(&sub_ports[asg as usize - 1], number, Usage::Commercial, None).expect("decide").allow
+        }),
+        Some(portlog_bytes),
+    );
+    let during = t.elapsed();
+    let w_before = written.load(Ordering::Relaxed);
+    // Membership alone, straight on the published sets.
+    let sets: Vec<Arc<NumSet>> = (1..=a.assignments as u32).map(|id| reg.reject_set(id)).collect();
+    let set_row = row(
+        "portlog set (membership only)",
+        time_queries(&queries, |asg, n| {
+            sets[asg as usize - 1].contains_number(PhoneNumber::from_u64(n).expect("valid"))
+        }),
+        Some(st.reject_set_bytes as f64 / a.rejects as f64),
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().map_err(|_| anyhow!("writer panicked"))??;
+    let rate = w_before as f64 / during.as_secs_f64();
+
+    let before = live();
+    let mut hs: HashSet<(u32, u64)> = HashSet::new();
+    for &k in &keys {
+        hs.insert(k);
+    }
+    let hs_bytes = (live() - before) as f64 / a.rejects as f64;
+    let hs_row = row("HashSet<(u32, u64)>", time_queries(&queries, |asg, n| hs.contains(&(asg, n))), Some(hs_bytes));
+    drop(hs);
+
+    let before = live();
+    let mut trees: Vec<roaring::RoaringTreemap> = vec![roaring::RoaringTreemap::new(); a.assignments + 1];
+    for &(asg, n) in &keys {
+        trees[asg as usize].insert(n);
+    }
+    let rt_bytes = (live() - before) as f64 / a.rejects as f64;
+    let rt_row = row(
+        "RoaringTreemap per assignment",
+        time_queries(&queries, |asg, n| trees[asg as usize].contains(n)),
+        Some(rt_bytes),
+    );
+    drop(trees);
+
+    let rdir = tmp.path().join("rocks");
+    let rdb = {
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.set_compression_type(rocksdb::DBCompressionType::Zstd);
+        let mut bb = rocksdb::BlockBasedOptions::default();
+        bb.set_bloom_filter(10.0, false);
+        bb.set_block_cache(&rocksdb::Cache::new_lru_cache(64 << 20));
+        o.set_block_based_table_factory(&bb);
+        let db = rocksdb::DB::open(&o, &rdir)?;
+        for chunk in keys.chunks(100_000) {
+            let mut wb = rocksdb::WriteBatch::default();
+            for &(asg, n) in chunk {
+                let mut k = [0u8; 12];
+                k[..4].copy_from_slice(&asg.to_be_bytes());
+                k[4..].copy_from_slice(&n.to_be_bytes());
+                wb.put(k, []);
+            }
+            db.write(wb)?;
+        }
+        db.flush()?;
+        db.compact_range::<&[u8], &[u8]>(None, None);
+        db
+    };
+    let rocks_row = row(
+        "RocksDB point lookup",
+        time_queries(&queries, |asg, n| {
+            let mut k = [0u8; 12];
+            k[..4].copy_from_slice(&asg.to_be_bytes());
+            k[4..].copy_from_slice(&n.to_be_bytes());
+            rdb.get_pinned(k).expect("rocksdb get").is_some()
+        }),
+        None,
+    );
+
+    let rows = [decide_row, check_row, set_row, hs_row, rt_row, rocks_row];
+    if a.json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        println!(
+            "{} rejects, {} assignments (Zipf {}), {} checks ({}% hits), writer {:.0} rejects/s during the check run, timer cost {timer:.0} ns (included), open {load:.2?}",
+            a.rejects, a.assignments, a.zipf, a.checks, a.hit_percent, rate
+        );
+        println!("| structure | p50 ns | p99 ns | p99.9 ns | max ns | hit p50 ns | hit p99 ns | bytes/reject |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &rows {
+            println!(
+                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                r.name,
+                r.p50_ns,
+                r.p99_ns,
+                r.p999_ns,
+                r.max_ns,
+                r.hit_p50_ns,
+                r.hit_p99_ns,
+                r.bytes_per_reject.map_or("n/a".to_string(), |b| format!("{b:.2}"))
+            );
+        }
+    }
+    Ok(())
+}
+
+fn a_clone(a: &Args) -> Args {
+    Args { dir: a.dir.clone(), ..*a }
+}
