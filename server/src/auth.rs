@@ -62,6 +62,8 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
     ("/portlog.v1.Rejects/Add", Access::Roles(&[])),
     ("/portlog.v1.Rejects/ListBySubPort", Access::Roles(&[Investigator])),
     ("/portlog.v1.Rejects/ListByNumber", Access::Roles(&[Investigator])),
+    ("/portlog.v1.Rejects/Import", Access::Roles(&[])),
+    ("/portlog.v1.Rejects/Export", Access::Roles(&[Investigator])),
     ("/portlog.v1.Consent/Add", Access::Roles(&[])),
     ("/portlog.v1.Consent/Withdraw", Access::Roles(&[])),
     ("/portlog.v1.Audit/List", Access::Roles(&[Investigator])),
@@ -73,6 +75,28 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::AnyRole),
     ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Access::AnyRole),
 ];
+
+/// The methods whose every call, allowed or refused, is written to the audit trail
+/// (`crate::audit`): the gate passes a refused call to such a method on to its handler, which
+/// audits it as `denied:ACTION` and answers the refusal.
+pub const AUDITED: &[&str] = &[
+    "/portlog.v1.Trace/Trace",
+    "/portlog.v1.Ledger/AddProvider",
+    "/portlog.v1.Ledger/Assign",
+    "/portlog.v1.Ledger/End",
+    "/portlog.v1.Rejects/Add",
+    "/portlog.v1.Rejects/ListBySubPort",
+    "/portlog.v1.Rejects/ListByNumber",
+    "/portlog.v1.Rejects/Import",
+    "/portlog.v1.Rejects/Export",
+    "/portlog.v1.Consent/Add",
+    "/portlog.v1.Consent/Withdraw",
+];
+
+/// True for the methods of [`AUDITED`].
+pub fn audited(path: &str) -> bool {
+    AUDITED.contains(&path)
+}
 
 /// Who may call `path`.
 pub fn access(path: &str) -> Access {
@@ -184,6 +208,16 @@ pub enum Denied {
     PermissionDenied(String),
 }
 
+/// The caller named by an `authorization` header value: its token's holder, or `anonymous` (no
+/// tokens configured, no token sent, or an unknown one).
+pub fn identify(tokens: Option<&Tokens>, authorization: Option<&str>) -> Caller {
+    tokens.zip(authorization).and_then(|(t, v)| t.lookup(bearer(v))).cloned().unwrap_or_else(Caller::anonymous)
+}
+
+fn bearer(value: &str) -> &str {
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim()
+}
+
 /// Decides a call: `tokens` is `None` when access is open. `authorization` is the header value.
 pub fn authorize(tokens: Option<&Tokens>, path: &str, authorization: Option<&str>) -> Result<Caller, Denied> {
     let Some(tokens) = tokens else { return Ok(Caller::anonymous()) };
@@ -197,8 +231,7 @@ pub fn authorize(tokens: Option<&Tokens>, path: &str, authorization: Option<&str
             short_method(path)
         )));
     };
-    let secret = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim();
-    let Some(caller) = tokens.lookup(secret) else {
+    let Some(caller) = tokens.lookup(bearer(value)) else {
         return Err(Denied::Unauthenticated("unknown bearer token".into()));
     };
     let role = caller.role.unwrap_or(Role::Admin);
@@ -279,5 +312,17 @@ role = "admin"
     fn every_portlog_method_is_in_the_table() {
         assert_eq!(short_method("/portlog.v1.Trace/Trace"), "Trace.Trace");
         assert_eq!(short_method("/grpc.health.v1.Health/Check"), "Health.Check");
+        for m in AUDITED {
+            assert!(METHOD_ACCESS.iter().any(|(p, _)| p == m), "{m} is audited but not in METHOD_ACCESS");
+        }
+    }
+
+    #[test]
+    fn callers_are_identified_for_the_audit_trail() {
+        let t = Tokens::parse(FILE).unwrap();
+        assert_eq!(identify(Some(&t), Some("Bearer gateway-secret-0123456789")).name, "gateway-1");
+        assert_eq!(identify(Some(&t), Some("Bearer nope")), Caller::anonymous());
+        assert_eq!(identify(Some(&t), None), Caller::anonymous());
+        assert_eq!(identify(None, Some("Bearer gateway-secret-0123456789")), Caller::anonymous());
     }
 }

@@ -1,8 +1,9 @@
-//! The daemon's TOML configuration file: `[log]` is the engine's [`LogConfig`], `[server]` the
-//! gRPC limits below. Every field has a default (the embedded default) and its unit in its name.
+//! The daemon's TOML configuration file: `[log]` is the engine's [`LogConfig`], `[registry]` its
+//! [`RegistryConfig`] (reject keywords, sync, import and note limits), `[server]` the gRPC limits
+//! below. Every field has a default (the embedded default) and its unit in its name.
 
 use anyhow::{bail, Context, Result};
-use portlog_engine::LogConfig;
+use portlog_engine::{EngineConfig, LogConfig, RegistryConfig};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -12,8 +13,17 @@ use std::path::Path;
 pub struct FileConfig {
     /// The message log.
     pub log: LogConfig,
+    /// The ledger and reject registry.
+    pub registry: RegistryConfig,
     /// The gRPC server.
     pub server: ServerConfig,
+}
+
+impl FileConfig {
+    /// The engine's part (`[log]` and `[registry]`).
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig { log: self.log.clone(), registry: self.registry.clone() }
+    }
 }
 
 /// Limits and settings of the gRPC server (`[server]` table).
@@ -41,6 +51,9 @@ pub struct ServerConfig {
     pub trace_chunk_records: usize,
     /// Most items in one check batch or check stream request (default 10,000).
     pub batch_items_max: usize,
+    /// Most bytes of one reject import (`Rejects.Import`); past it the call ends
+    /// RESOURCE_EXHAUSTED and nothing is imported (default 512 MiB).
+    pub import_bytes_max: u64,
     /// Server-side cap on any call's duration, in ms; 0: only the client's deadline
     /// (`grpc-timeout`) applies (default 0).
     pub call_timeout_ms: u64,
@@ -64,6 +77,7 @@ impl Default for ServerConfig {
             trace_records_max: 1_000_000,
             trace_chunk_records: 512,
             batch_items_max: 10_000,
+            import_bytes_max: 512 << 20,
             call_timeout_ms: 0,
             shutdown_grace_ms: 20_000,
             metrics_listen: String::new(),
@@ -88,8 +102,8 @@ impl ServerConfig {
                 bail!("[server] {name} must be positive");
             }
         }
-        if self.stream_messages_max == 0 || self.trace_records_max == 0 {
-            bail!("[server] stream_messages_max and trace_records_max must be positive");
+        if self.stream_messages_max == 0 || self.trace_records_max == 0 || self.import_bytes_max == 0 {
+            bail!("[server] stream_messages_max, trace_records_max and import_bytes_max must be positive");
         }
         Ok(())
     }
@@ -101,5 +115,7 @@ pub fn load(path: Option<&Path>) -> Result<FileConfig> {
     let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
     let cfg: FileConfig = toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?;
     cfg.server.validate().with_context(|| format!("config file {}", p.display()))?;
+    cfg.log.validate().with_context(|| format!("config file {}: [log]", p.display()))?;
+    cfg.registry.validate().with_context(|| format!("config file {}: [registry]", p.display()))?;
     Ok(cfg)
 }

@@ -33,7 +33,22 @@ pub fn status(e: Error) -> Status {
     if code == Code::Internal || code == Code::DataLoss {
         tracing::error!(error = %e, "engine failure");
     }
-    Status::new(code, e.to_string())
+    match &e {
+        Error::BadRows { rows } => Status::new(code, bad_rows(rows)),
+        _ => Status::new(code, e.to_string()),
+    }
+}
+
+/// Bad rows listed in a status message (at most this many; the count says how many there are).
+pub const BAD_ROWS_LISTED_MAX: usize = 20;
+
+/// `N bad row(s), nothing imported: line 3: …; line 7: …` (the first [`BAD_ROWS_LISTED_MAX`]).
+fn bad_rows(rows: &[portlog_engine::RowError]) -> String {
+    let listed: Vec<String> =
+        rows.iter().take(BAD_ROWS_LISTED_MAX).map(|r| format!("line {}: {}", r.line, r.reason)).collect();
+    let more = rows.len().saturating_sub(BAD_ROWS_LISTED_MAX);
+    let tail = if more > 0 { format!("; and {more} more") } else { String::new() };
+    format!("{} bad row(s), nothing imported: {}{tail}", rows.len(), listed.join("; "))
 }
 
 /// The offending field and the reason of a refused record, for per-record errors (ingest,
@@ -68,6 +83,15 @@ mod tests {
         assert_eq!(code(&Error::NotFound { what: "provider", key: "p1".into() }), Code::NotFound);
         let st = status(Error::invalid("peer", "bad"));
         assert_eq!(st.message(), "invalid peer: bad");
+        let rows = (1..=25).map(|line| portlog_engine::RowError { line, reason: "bad".into() }).collect();
+        let st = status(Error::BadRows { rows });
+        assert_eq!(st.code(), Code::InvalidArgument);
+        assert!(
+            st.message().starts_with("25 bad row(s), nothing imported: line 1: bad; line 2: bad"),
+            "{}",
+            st.message()
+        );
+        assert!(st.message().ends_with("line 20: bad; and 5 more"), "{}", st.message());
         let fut = Error::FutureRecord { ts_ms: 10, now_ms: 1, ahead_ms: 9, skew_ms: 0 };
         let (f, r) = field_reason(&fut).unwrap();
         assert_eq!(f, "ts");

@@ -1,8 +1,11 @@
 //! The tower layer in front of every service: authentication and roles (auth.rs's table), the
 //! concurrent-call limit (RESOURCE_EXHAUSTED when full), the caller's identity put in the request
-//! extensions, structured access logs and per-call metrics. Deadlines (`grpc-timeout`) are
+//! extensions, structured access logs and per-call metrics. A refused call is answered here,
+//! except for the audited methods (`auth::AUDITED`), whose handlers audit the attempt and then
+//! answer the refusal put in the extensions (`audit::Refusal`). Deadlines (`grpc-timeout`) are
 //! enforced by tonic around this layer; streaming handlers also check them (api/mod.rs).
 
+use crate::audit::Refusal;
 use crate::auth::{self, Access, Denied, Tokens};
 use crate::metrics::Metrics;
 use http_body::Frame;
@@ -76,16 +79,22 @@ where
         let method = Metrics::method_index(&path);
         let started = Instant::now();
         let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-        let caller = match auth::authorize(gate.tokens.as_ref(), &path, authorization) {
-            Ok(c) => c,
+        let (caller, refusal) = match auth::authorize(gate.tokens.as_ref(), &path, authorization) {
+            Ok(c) => (c, None),
             Err(d) => {
                 let st = match d {
                     Denied::Unauthenticated(m) => Status::unauthenticated(m),
                     Denied::PermissionDenied(m) => Status::permission_denied(m),
                 };
-                tracing::warn!(method = %path, code = ?st.code(), reason = st.message(), "call refused");
-                gate.metrics.record_call(method, st.code() as i32, started.elapsed());
-                return refuse(st);
+                let caller = auth::identify(gate.tokens.as_ref(), authorization);
+                tracing::warn!(method = %path, caller = %caller.name, code = ?st.code(), reason = st.message(), "call refused");
+                if !auth::audited(&path) {
+                    gate.metrics.record_call(method, st.code() as i32, started.elapsed());
+                    return refuse(st);
+                }
+                // An audited method: its handler writes `denied:ACTION` with the request's
+                // arguments, then answers this refusal (crate::audit).
+                (caller, Some(Refusal { code: st.code(), message: st.message().to_string() }))
             }
         };
         let permit = if auth::access(&path) == Access::Open {
@@ -107,6 +116,9 @@ where
         };
         tracing::debug!(method = %path, caller = %caller.name, "call");
         req.extensions_mut().insert(caller);
+        if let Some(r) = refusal {
+            req.extensions_mut().insert(r);
+        }
         gate.metrics.in_flight.fetch_add(1, Relaxed);
         let mut guard = CallGuard { metrics: gate.metrics.clone(), method, started, code: None, _permit: permit };
         // The usual tower dance: the clone that was polled ready serves this call.

@@ -17,9 +17,10 @@ mod serve;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use portlog_engine::{Log, SystemClock};
+use portlog_engine::{Engine, Log, SharedClock, SystemClock};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: String,
-    /// TOML configuration file (tables `[log]` and `[server]`: see docs/grpc.md).
+    /// TOML configuration file (tables `[log]`, `[registry]` and `[server]`: see docs/grpc.md).
     #[arg(long)]
     config: Option<PathBuf>,
     /// TLS certificate (PEM).
@@ -77,6 +78,12 @@ fn check_listen(cli: &Cli) -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Opens the engine in `dir`: the message log at its top (`MANIFEST`, `log/`, as before the
+/// registry existed, so older data directories open unchanged) and the registry in `registry/`.
+fn open_engine(dir: &Path, cfg: &config::FileConfig, clock: SharedClock) -> Result<Engine> {
+    Engine::open(dir, cfg.engine(), clock).with_context(|| format!("opening {}", dir.display()))
+}
+
 fn verify(log: &Log) -> Result<bool> {
     let mut ok = true;
     for (path, err) in &log.recovery().damaged {
@@ -117,11 +124,16 @@ fn run() -> Result<i32> {
         .with_writer(std::io::stderr)
         .init();
     let cfg = config::load(cli.config.as_deref())?;
+    let clock: SharedClock = Arc::new(SystemClock);
     if let Some(Command::Verify) = cli.command {
-        let log = Log::open(&cli.data_dir, cfg.log, Arc::new(SystemClock))
-            .with_context(|| format!("opening {}", cli.data_dir.display()))?;
-        let ok = verify(&log)?;
-        log.close();
+        let engine = open_engine(&cli.data_dir, &cfg, clock)?;
+        let ok = verify(engine.log())?;
+        let rs = engine.registry().stats();
+        println!(
+            "registry: {} providers, {} assignments, {} rejects (RocksDB verifies its own checksums when read)",
+            rs.providers, rs.assignments, rs.rejects
+        );
+        engine.close();
         return Ok(if ok { 0 } else { 1 });
     }
     let addr = check_listen(&cli)?;
@@ -142,11 +154,11 @@ fn run() -> Result<i32> {
             .with_context(|| format!("--metrics-listen {metrics_addr:?} is not an address like 127.0.0.1:9464"))?;
         Some(std::net::TcpListener::bind(a).with_context(|| format!("cannot listen on {a} (--metrics-listen)"))?)
     };
-    let log = Log::open(&cli.data_dir, cfg.log, Arc::new(SystemClock))
-        .with_context(|| format!("opening {}", cli.data_dir.display()))?;
+    let engine = open_engine(&cli.data_dir, &cfg, clock.clone())?;
     tracing::info!(data_dir = %cli.data_dir.display(), tokens = tokens.as_ref().map_or(0, |t| t.len()), "data directory open");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(serve::run(log, serve::Options { listener, metrics_listener, tls, tokens, cfg: cfg.server }))?;
+    let opts = serve::Options { listener, metrics_listener, tls, tokens, cfg: cfg.server };
+    rt.block_on(serve::run(engine, clock, opts))?;
     Ok(0)
 }
 

@@ -2,7 +2,7 @@
 //! log's figures read at scrape time, and a tiny plain-HTTP endpoint (`GET /metrics`).
 
 use crate::auth::METHOD_ACCESS;
-use portlog_engine::Log;
+use portlog_engine::Engine;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -46,6 +46,12 @@ pub struct Metrics {
     pub ingest_rejected: AtomicU64,
     /// Records returned by trace calls.
     pub trace_records: AtomicU64,
+    /// Rejects registered by MO reject keywords at ingest.
+    pub ingest_rejects_registered: AtomicU64,
+    /// Checks answered "allow".
+    pub checks_allowed: AtomicU64,
+    /// Checks answered "deny".
+    pub checks_denied: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -58,6 +64,9 @@ impl Default for Metrics {
             ingest_accepted: AtomicU64::new(0),
             ingest_rejected: AtomicU64::new(0),
             trace_records: AtomicU64::new(0),
+            ingest_rejects_registered: AtomicU64::new(0),
+            checks_allowed: AtomicU64::new(0),
+            checks_denied: AtomicU64::new(0),
         }
     }
 }
@@ -79,8 +88,8 @@ impl Metrics {
         m.sum_us.fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Relaxed);
     }
 
-    /// The Prometheus text exposition of everything, with the log's figures now.
-    pub fn render(&self, log: &Log) -> String {
+    /// The Prometheus text exposition of everything, with the engine's figures now.
+    pub fn render(&self, engine: &Engine) -> String {
         let mut o = String::with_capacity(16 << 10);
         let name =
             |i: usize| METHOD_ACCESS.get(i).map_or_else(|| "other".to_string(), |(p, _)| crate::auth::short_method(p));
@@ -112,8 +121,9 @@ impl Metrics {
             let _ = writeln!(o, "portlog_grpc_call_seconds_sum{{method=\"{}\"}} {sum}", name(i));
             let _ = writeln!(o, "portlog_grpc_call_seconds_count{{method=\"{}\"}} {total}", name(i));
         }
-        let st = log.stats();
-        let gauges: [(&str, &str, String); 10] = [
+        let st = engine.log().stats();
+        let rs = engine.registry().stats();
+        let gauges: [(&str, &str, String); 18] = [
             ("portlog_grpc_calls_in_flight", "gRPC calls in progress.", self.in_flight.load(Relaxed).to_string()),
             (
                 "portlog_grpc_overloaded_total",
@@ -131,6 +141,22 @@ impl Metrics {
                 self.ingest_rejected.load(Relaxed).to_string(),
             ),
             ("portlog_trace_records_total", "Records returned by Trace.", self.trace_records.load(Relaxed).to_string()),
+            (
+                "portlog_ingest_rejects_registered_total",
+                "Rejects registered by MO reject keywords at ingest.",
+                self.ingest_rejects_registered.load(Relaxed).to_string(),
+            ),
+            ("portlog_checks_allowed_total", "Checks answered allow.", self.checks_allowed.load(Relaxed).to_string()),
+            ("portlog_checks_denied_total", "Checks answered deny.", self.checks_denied.load(Relaxed).to_string()),
+            ("portlog_registry_rejects", "Rejects held (all assignments).", rs.rejects.to_string()),
+            (
+                "portlog_registry_reject_set_bytes",
+                "Heap bytes of the in-memory reject sets.",
+                rs.reject_set_bytes.to_string(),
+            ),
+            ("portlog_registry_assignments", "Assignments ever made.", rs.assignments.to_string()),
+            ("portlog_registry_assignments_in_force", "Assignments in force now.", rs.assignments_in_force.to_string()),
+            ("portlog_registry_providers", "Providers registered.", rs.providers.to_string()),
             ("portlog_log_records", "Messages held in the log.", st.records.to_string()),
             ("portlog_log_sealed_segments", "Sealed segments.", st.sealed_segments.to_string()),
             ("portlog_log_open_segments", "Open segments.", st.open_segments.to_string()),
@@ -149,10 +175,10 @@ impl Metrics {
 const REQUEST_BYTES_MAX: usize = 8 << 10;
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, log: Arc<Log>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, engine: Arc<Engine>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else { continue };
-        let (metrics, log) = (metrics.clone(), log.clone());
+        let (metrics, engine) = (metrics.clone(), engine.clone());
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(1024);
             let mut chunk = [0u8; 1024];
@@ -174,7 +200,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, log: Arc<Log>) 
                 return;
             }
             let (status, body) = if buf.starts_with(b"GET /metrics ") || buf.starts_with(b"GET /metrics?") {
-                let body = tokio::task::spawn_blocking(move || metrics.render(&log)).await.unwrap_or_default();
+                let body = tokio::task::spawn_blocking(move || metrics.render(&engine)).await.unwrap_or_default();
                 ("200 OK", body)
             } else {
                 ("404 Not Found", "only GET /metrics is served here\n".to_string())

@@ -8,7 +8,7 @@ use crate::gate::{Gate, GateLayer};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use portlog_client::proto;
-use portlog_engine::Log;
+use portlog_engine::{Engine, SharedClock};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,12 +66,12 @@ async fn signal() -> Result<&'static str> {
 }
 
 /// Serves until SIGINT/SIGTERM, then stops accepting, lets calls in progress finish (up to
-/// `shutdown_grace_ms`) and closes the log.
-pub async fn run(log: Log, opts: Options) -> Result<()> {
+/// `shutdown_grace_ms`) and closes the engine.
+pub async fn run(engine: Engine, clock: SharedClock, opts: Options) -> Result<()> {
     let Options { listener, metrics_listener, tls, tokens, cfg } = opts;
     let metrics = Arc::new(Metrics::default());
-    let log = Arc::new(log);
-    let state: State = Arc::new(AppState { log: log.clone(), cfg: cfg.clone(), metrics: metrics.clone() });
+    let engine = Arc::new(engine);
+    let state: State = Arc::new(AppState { engine: engine.clone(), clock, cfg: cfg.clone(), metrics: metrics.clone() });
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -121,7 +121,7 @@ pub async fn run(log: Log, opts: Options) -> Result<()> {
             l.set_nonblocking(true).context("metrics listener")?;
             let l = TcpListener::from_std(l).context("metrics listener")?;
             tracing::info!(addr = %l.local_addr().context("metrics address")?, "metrics endpoint: GET /metrics");
-            Some(tokio::spawn(crate::metrics::serve(l, metrics.clone(), log.clone())))
+            Some(tokio::spawn(crate::metrics::serve(l, metrics.clone(), engine.clone())))
         }
         None => None,
     };
@@ -130,13 +130,16 @@ pub async fn run(log: Log, opts: Options) -> Result<()> {
     let mut server = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
         let _ = stop_rx.await;
     }));
-    let st = log.stats();
+    let st = engine.log().stats();
+    let rs = engine.registry().stats();
     tracing::info!(
         %addr,
         tls = tls.is_some(),
         records = st.records,
         sealed_segments = st.sealed_segments,
         open_segments = st.open_segments,
+        assignments = rs.assignments,
+        rejects = rs.rejects,
         "portlog-server ready"
     );
 
@@ -162,27 +165,27 @@ pub async fn run(log: Log, opts: Options) -> Result<()> {
     if let Some(t) = metrics_task {
         t.abort();
     }
-    close_log(log, grace).await;
+    close_engine(engine, grace).await;
     Ok(())
 }
 
-/// Closes the log once the last handler task has let go of it (blocking readers notice a
+/// Closes the engine once the last handler task has let go of it (blocking readers notice a
 /// closed channel at their next chunk); past `grace` it is dropped, which also closes it.
-async fn close_log(mut log: Arc<Log>, grace: Duration) {
+async fn close_engine(mut engine: Arc<Engine>, grace: Duration) {
     let until = Instant::now() + grace;
     loop {
-        match Arc::try_unwrap(log) {
-            Ok(l) => {
-                let _ = tokio::task::spawn_blocking(move || l.close()).await;
-                tracing::info!("log closed: queued appends and seals finished");
+        match Arc::try_unwrap(engine) {
+            Ok(e) => {
+                let _ = tokio::task::spawn_blocking(move || e.close()).await;
+                tracing::info!("engine closed: queued appends and seals finished");
                 return;
             }
             Err(shared) if Instant::now() < until => {
-                log = shared;
+                engine = shared;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(_) => {
-                tracing::warn!("log still in use after the grace period; exiting (acknowledged data is durable)");
+                tracing::warn!("engine still in use after the grace period; exiting (acknowledged data is durable)");
                 return;
             }
         }

@@ -37,7 +37,9 @@ fn sigterm_closes_cleanly_with_exit_0() {
     let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(st.success());
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    // The engine's layout: the message log at the top (MANIFEST, log/), the registry in registry/.
     assert!(dir.path().join("MANIFEST").exists());
+    assert!(dir.path().join("registry").is_dir());
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! End to end: the real daemon on a loopback port, driven by the real `portlog` CLI: ingest with
-//! good and bad lines, trace, stats, services not wired yet, restart persistence, SIGTERM.
+//! good and bad lines, trace, stats, a service not wired yet, restart persistence, SIGTERM.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -97,9 +97,13 @@ fn ingest_trace_stats_restart_and_sigterm() {
     assert_eq!(s["oldest_record"], rfc3339_utc8(t0));
 
     // Registered but not wired yet: exit 2 with a clear message.
-    let r = portlog(&["--endpoint", &ep, "check", "--sub-port", SP1, "--number", A], None);
+    let r = portlog(&["--endpoint", &ep, "retention", "run", "--dry-run"], None);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("not available on this server yet") && r.stderr.contains("Check.Check"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not available on this server yet") && r.stderr.contains("Retention.Run"),
+        "{}",
+        r.stderr
+    );
 
     assert_eq!(d.sigterm().code(), Some(0));
 

@@ -1,13 +1,14 @@
-//! `portlog.v1.Consent`: consent records. Registered, answering UNIMPLEMENTED until the engine's
-//! consent API is wired.
+//! `portlog.v1.Consent`: consent and withdrawal records, with their evidence, for assignments
+//! that require consent. Every record is audited before the answer goes out.
 
-use super::State;
+use super::{at_or_now, blocking, parse_number, parse_sub_port, State};
+use crate::audit::{Audit, Subject};
+use crate::error;
 use portlog_client::proto::{consent_server::Consent, ConsentRecord, ConsentRequest};
 use tonic::{Request, Response, Status};
 
 /// The Consent service.
 pub struct ConsentApi {
-    #[allow(dead_code)] // used once consent is wired
     state: State,
 }
 
@@ -16,20 +17,46 @@ impl ConsentApi {
     pub fn new(state: State) -> Self {
         ConsentApi { state }
     }
-}
 
-// ===== NOT WIRED YET: every method below answers this until the engine's consent API lands. =====
-fn not_wired(method: &str) -> Status {
-    Status::unimplemented(format!("Consent.{method} is not wired yet (the engine's consent API has not landed)"))
+    async fn record(&self, req: Request<ConsentRequest>, granted: bool) -> Result<Response<ConsentRecord>, Status> {
+        let action = if granted { "consent.add" } else { "consent.withdraw" };
+        let audit = Audit::of(&self.state, &req);
+        let r = req.into_inner();
+        let subject = Subject::none().number(&r.number).sub_port(&r.sub_port);
+        audit.admit(action, subject.clone()).await?;
+        let sub_port = parse_sub_port("sub_port", &r.sub_port)?;
+        let number = parse_number("number", &r.number)?;
+        let state = self.state.clone();
+        let sp = sub_port.clone();
+        let rec = blocking(move || {
+            state
+                .registry()
+                .consent(sp.as_str(), number, granted, &r.evidence, at_or_now(r.at_ms))
+                .map_err(error::status)
+        })
+        .await?;
+        audit
+            .record(action, subject.detail(format!("assignment={}", rec.assignment)), 0)
+            .await
+            .map_err(|st| Status::new(st.code(), format!("the record was stored, but {}", st.message())))?;
+        Ok(Response::new(ConsentRecord {
+            sub_port: sub_port.to_string(),
+            assignment_id: u64::from(rec.assignment),
+            number: rec.number,
+            granted: rec.granted,
+            at_ms: rec.at_ms,
+            evidence: rec.evidence,
+        }))
+    }
 }
 
 #[tonic::async_trait]
 impl Consent for ConsentApi {
-    async fn add(&self, _req: Request<ConsentRequest>) -> Result<Response<ConsentRecord>, Status> {
-        Err(not_wired("Add"))
+    async fn add(&self, req: Request<ConsentRequest>) -> Result<Response<ConsentRecord>, Status> {
+        self.record(req, true).await
     }
 
-    async fn withdraw(&self, _req: Request<ConsentRequest>) -> Result<Response<ConsentRecord>, Status> {
-        Err(not_wired("Withdraw"))
+    async fn withdraw(&self, req: Request<ConsentRequest>) -> Result<Response<ConsentRecord>, Status> {
+        self.record(req, false).await
     }
 }

@@ -1,7 +1,9 @@
 //! `portlog.v1.Ingest`: a client stream of message chunks, answered once every accepted message
 //! is durable. Each chunk is validated record by record (a bad record is reported with its index
-//! and does not hold back its neighbours), the good ones are submitted to the log at once, and
-//! up to `ingest_chunks_in_flight_max` chunks wait for their group commit concurrently.
+//! and does not hold back its neighbours), the good ones are submitted to the engine at once
+//! (`Engine::submit`: MOs whose text is a reject keyword register their rejects durably first,
+//! then the append is queued), and up to `ingest_chunks_in_flight_max` chunks wait for their
+//! group commit concurrently.
 
 use super::{record_from_proto, State};
 use crate::auth::Caller;
@@ -67,6 +69,7 @@ impl Ingest for IngestApi {
             caller = %caller.name,
             accepted = reply.accepted,
             rejected = reply.rejected,
+            rejects_registered = reply.rejects_registered,
             "ingest call done"
         );
         Ok(Response::new(reply))
@@ -78,7 +81,8 @@ fn append_chunks(
     state: &State,
     mut rx: tokio::sync::mpsc::Receiver<Vec<proto::Message>>,
 ) -> Result<IngestReply, Status> {
-    let (log, cfg, metrics) = (&state.log, &state.cfg, &state.metrics);
+    let (engine, cfg, metrics) = (&state.engine, &state.cfg, &state.metrics);
+    let log = engine.log();
     let mut reply = IngestReply::default();
     let mut index = 0u64;
     let mut pending: VecDeque<(PendingAppend, u64)> = VecDeque::new();
@@ -109,11 +113,12 @@ fn append_chunks(
         if !good.is_empty() {
             let n = good.len() as u64;
             // Every record passed check_record, and time only makes a record more acceptable:
-            // submit fails only on a limit, a poisoned shard or shutdown, which end the call.
-            // ===== NOT WIRED YET: reject keywords. Once the registry lands, MO records whose
-            // text is a reject keyword register a reject here; count them in
-            // reply.rejects_registered. =====
-            pending.push_back((log.submit(good).map_err(error::status)?, n));
+            // submit fails only on a limit, a poisoned shard, a registry write failing or
+            // shutdown, which end the call.
+            let (p, outcome) = engine.submit(good).map_err(error::status)?;
+            reply.rejects_registered += outcome.rejects_registered;
+            metrics.ingest_rejects_registered.fetch_add(outcome.rejects_registered, Relaxed);
+            pending.push_back((p, n));
         }
         while pending.len() >= cfg.ingest_chunks_in_flight_max {
             if let Some((p, n)) = pending.pop_front() {

@@ -20,7 +20,7 @@ impl StatsApi {
 impl Stats for StatsApi {
     async fn get(&self, _req: Request<StatsRequest>) -> Result<Response<StatsReply>, Status> {
         let state = self.state.clone();
-        let st = blocking(move || Ok(state.log.stats())).await?;
+        let (st, rs) = blocking(move || Ok((state.log().stats(), state.registry().stats()))).await?;
         let bytes_per_message =
             if st.sealed_records > 0 { st.sealed_bytes as f64 / st.sealed_records as f64 } else { 0.0 };
         Ok(Response::new(StatsReply {
@@ -33,9 +33,8 @@ impl Stats for StatsApi {
             open_bytes: st.open_bytes,
             index_bytes: st.index_bytes,
             bytes_per_message,
-            // ===== NOT WIRED YET: rejects and assignments come from the registry's stats. =====
-            rejects: 0,
-            assignments: 0,
+            rejects: rs.rejects,
+            assignments: rs.assignments,
             oldest_ts_ms: st.oldest_ts_ms,
             newest_ts_ms: st.newest_ts_ms,
         }))

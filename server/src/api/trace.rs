@@ -1,13 +1,22 @@
 //! `portlog.v1.Trace`: a number's messages in time order, streamed in chunks from a blocking
-//! reader thread. The reader stops when the client goes away, when the call's deadline passes
-//! (DEADLINE_EXCEEDED) or past `trace_records_max` (RESOURCE_EXHAUSTED).
+//! reader thread.
+//!
+//! The audit entry (caller, number, records returned) is durable before the first record goes
+//! out. So the reader first counts the records of the window, keeping the first
+//! `trace_chunk_records × 4` of them: a trace that fits (the usual complaint) is read once; a
+//! longer one is read a second time to stream it, at most the audited count. Counting first also
+//! lets a trace past `trace_records_max` end RESOURCE_EXHAUSTED before anything is sent. The
+//! reader stops when the client goes away, and when the call's deadline passes
+//! (DEADLINE_EXCEEDED).
 
 use super::{deadline, parse_number, parse_sub_port, record_to_proto, State};
-use crate::auth::Caller;
-use crate::{audit, error};
+use crate::audit::{Audit, Subject};
+use crate::error;
 use portlog_client::proto::{trace_server::Trace, TraceChunk, TraceRequest};
+use portlog_engine::{PhoneNumber, Record, SubPort};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
+use tokio::sync::mpsc::Sender;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -26,73 +35,135 @@ impl TraceApi {
 /// Chunks buffered between the reader thread and the network.
 const CHUNKS_BUFFERED: usize = 4;
 
+/// Records between two checks of the deadline and of the client's presence while counting.
+const CHECK_EVERY_RECORDS: u64 = 4096;
+
+type Tx = Sender<Result<TraceChunk, Status>>;
+
+/// One trace's arguments.
+struct Query {
+    number: PhoneNumber,
+    sub_port: Option<SubPort>,
+    from_ms: i64,
+    to_ms: i64,
+    deadline: Option<Instant>,
+}
+
+impl Query {
+    fn records(&self, state: &State) -> Result<impl Iterator<Item = Result<Record, Status>> + '_, Status> {
+        let it = state.log().read_number(self.number, self.from_ms, self.to_ms).map_err(error::status)?;
+        Ok(it.map(|r| r.map_err(error::status)).filter(|r| match (r, &self.sub_port) {
+            (Ok(rec), Some(sp)) => rec.sub_port == *sp,
+            _ => true,
+        }))
+    }
+
+    fn check(&self, tx: &Tx) -> Result<(), Status> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Status::deadline_exceeded("deadline passed while reading the trace"));
+        }
+        if tx.is_closed() {
+            return Err(Status::cancelled("the client went away"));
+        }
+        Ok(())
+    }
+}
+
+fn send(tx: &Tx, messages: Vec<portlog_client::proto::Message>) -> Result<(), Status> {
+    tx.blocking_send(Ok(TraceChunk { messages })).map_err(|_| Status::cancelled("the client went away"))
+}
+
+/// The blocking side: count, audit, stream. Returns the records sent.
+fn run(state: &State, audit: &Audit, q: &Query, detail: String, tx: &Tx) -> Result<u64, Status> {
+    let (chunk_max, records_max) = (state.cfg.trace_chunk_records, state.cfg.trace_records_max);
+    let keep_max = chunk_max.saturating_mul(CHUNKS_BUFFERED);
+    let mut kept: Vec<Record> = Vec::new();
+    let mut count = 0u64;
+    for rec in q.records(state)? {
+        let rec = rec?;
+        count += 1;
+        if count > records_max {
+            return Err(Status::resource_exhausted(format!(
+                "more than {records_max} records (trace_records_max): narrow the window with from/to"
+            )));
+        }
+        if kept.len() < keep_max {
+            kept.push(rec);
+        }
+        if count.is_multiple_of(CHECK_EVERY_RECORDS) {
+            q.check(tx)?;
+        }
+    }
+    q.check(tx)?;
+    let subject =
+        Subject::none().number(&q.number.to_string()).sub_port(q.sub_port.as_ref().map_or("", |s| s.as_str()));
+    audit.record_blocking("trace", subject.detail(detail), count)?;
+    let mut sent = 0u64;
+    let mut chunk = Vec::with_capacity(chunk_max.min(count as usize));
+    let push = |rec: Record, chunk: &mut Vec<_>| -> Result<(), Status> {
+        chunk.push(record_to_proto(rec));
+        if chunk.len() >= chunk_max {
+            q.check(tx)?;
+            send(tx, std::mem::replace(chunk, Vec::with_capacity(chunk_max)))?;
+        }
+        Ok(())
+    };
+    if kept.len() as u64 == count {
+        for rec in kept {
+            push(rec, &mut chunk)?;
+            sent += 1;
+        }
+    } else {
+        drop(kept);
+        // Read again: records appended meanwhile may shift positions, but no more than the
+        // audited count goes out.
+        for rec in q.records(state)?.take(count as usize) {
+            push(rec?, &mut chunk)?;
+            sent += 1;
+        }
+    }
+    if !chunk.is_empty() {
+        send(tx, chunk)?;
+    }
+    Ok(sent)
+}
+
 #[tonic::async_trait]
 impl Trace for TraceApi {
     type TraceStream = ReceiverStream<Result<TraceChunk, Status>>;
 
     async fn trace(&self, req: Request<TraceRequest>) -> Result<Response<Self::TraceStream>, Status> {
-        let caller = Caller::of(&req);
+        let audit = Audit::of(&self.state, &req);
         let deadline = deadline(&req);
         let r = req.into_inner();
-        let parsed = (|| {
-            let number = parse_number("number", &r.number)?;
-            let sub_port = if r.sub_port.is_empty() { None } else { Some(parse_sub_port("sub_port", &r.sub_port)?) };
-            let (from_ms, to_ms) = (r.from_ms.unwrap_or(0), r.to_ms.unwrap_or(i64::MAX));
-            if from_ms > to_ms {
-                return Err(error::invalid("window", format!("from ({from_ms} ms) is after to ({to_ms} ms)")));
-            }
-            Ok((number, sub_port, from_ms, to_ms))
-        })();
-        let (number, sub_port, from_ms, to_ms) = match parsed {
-            Ok(p) => p,
-            Err(st) => {
-                audit::record(&caller, "trace", &r.number, 0, false, st.message());
-                return Err(st);
-            }
+        audit.admit("trace", Subject::none().number(&r.number).sub_port(&r.sub_port)).await?;
+        let number = parse_number("number", &r.number)?;
+        let sub_port = if r.sub_port.is_empty() { None } else { Some(parse_sub_port("sub_port", &r.sub_port)?) };
+        let (from_ms, to_ms) = (r.from_ms.unwrap_or(0), r.to_ms.unwrap_or(i64::MAX));
+        if from_ms > to_ms {
+            return Err(error::invalid("window", format!("from ({from_ms} ms) is after to ({to_ms} ms)")));
+        }
+        let q = Query { number, sub_port, from_ms, to_ms, deadline };
+        let detail = match (r.from_ms, r.to_ms) {
+            (None, None) => String::new(),
+            (f, t) => format!(
+                "from_ms={} to_ms={}",
+                f.map_or("-".into(), |v| v.to_string()),
+                t.map_or("-".into(), |v| v.to_string())
+            ),
         };
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_BUFFERED);
         let state = self.state.clone();
-        let detail = format!("from_ms={from_ms} to_ms={to_ms} sub_port={}", r.sub_port);
         tokio::task::spawn_blocking(move || {
-            let (chunk_max, records_max) = (state.cfg.trace_chunk_records, state.cfg.trace_records_max);
-            let mut sent = 0u64;
-            let outcome: Result<(), Status> = (|| {
-                let records = state.log.read_number(number, from_ms, to_ms).map_err(error::status)?;
-                let mut chunk = Vec::with_capacity(chunk_max);
-                let records = records.filter(|r| match (r, &sub_port) {
-                    (Ok(rec), Some(sp)) => rec.sub_port == *sp,
-                    _ => true,
-                });
-                for rec in records {
-                    let rec = rec.map_err(error::status)?;
-                    if sent >= records_max {
-                        return Err(Status::resource_exhausted(format!(
-                            "more than {records_max} records (trace_records_max): narrow the window with from/to"
-                        )));
-                    }
-                    chunk.push(record_to_proto(rec));
-                    sent += 1;
-                    if chunk.len() >= chunk_max {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            return Err(Status::deadline_exceeded("deadline passed while reading the trace"));
-                        }
-                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_max));
-                        if tx.blocking_send(Ok(TraceChunk { messages: full })).is_err() {
-                            return Err(Status::cancelled("the client went away"));
-                        }
-                    }
+            let outcome = run(&state, &audit, &q, detail, &tx);
+            match outcome {
+                Ok(sent) => {
+                    state.metrics.trace_records.fetch_add(sent, Relaxed);
                 }
-                if !chunk.is_empty() && tx.blocking_send(Ok(TraceChunk { messages: chunk })).is_err() {
-                    return Err(Status::cancelled("the client went away"));
+                Err(st) => {
+                    tracing::warn!(caller = %audit.caller().name, number = %q.number, reason = st.message(), "trace ended early");
+                    let _ = tx.blocking_send(Err(st));
                 }
-                Ok(())
-            })();
-            state.metrics.trace_records.fetch_add(sent, Relaxed);
-            let ok = outcome.is_ok();
-            let why = outcome.as_ref().err().map_or(detail.clone(), |st| format!("{detail}: {}", st.message()));
-            audit::record(&caller, "trace", &number.to_string(), sent, ok, &why);
-            if let Err(st) = outcome {
-                let _ = tx.blocking_send(Err(st));
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))

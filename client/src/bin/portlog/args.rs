@@ -199,6 +199,49 @@ pub enum RejectCmd {
     Add(RejectAddArgs),
     /// Rejects of a sub-port's assignment, or every reject of a number.
     List(RejectListArgs),
+    /// Bulk import of a sub-port's rejects from a file (all or nothing; bad rows named by line).
+    Import(RejectImportArgs),
+    /// Write a sub-port's rejects as a file that `reject import` reads back.
+    Export(RejectExportArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    /// `number,at,source,text` with a header line.
+    Csv,
+    /// One JSON object per line: `{"number","at","source","text"}`.
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct RejectImportArgs {
+    /// Sub-port (digits): the rejects go to its assignment in force (or --assignment).
+    #[arg(long)]
+    pub sub_port: String,
+    /// An assignment id of the sub-port.
+    #[arg(long)]
+    pub assignment: Option<u64>,
+    /// The file's format (default: csv for a .csv file, else jsonl).
+    #[arg(long, value_enum)]
+    pub format: Option<FileFormat>,
+    /// The file, or - for standard input.
+    pub file: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RejectExportArgs {
+    /// Sub-port (digits): the rejects of its assignment in force (or --assignment).
+    #[arg(long)]
+    pub sub_port: String,
+    /// An assignment id of the sub-port.
+    #[arg(long)]
+    pub assignment: Option<u64>,
+    /// The file's format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: FileFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -102,6 +102,110 @@ fn assignment_json(a: &proto::Assignment) -> Value {
            "created": ts_json(a.created_ms)})
 }
 
+fn assignment_line(a: &proto::Assignment) -> String {
+    format!(
+        "{}: provider {}, {}, [{}, {}){}",
+        a.id,
+        a.provider_id,
+        out::plain(&usage_json(a.usage)),
+        rfc3339_utc8(a.from_ms),
+        rfc3339_utc8(a.to_ms),
+        if a.consent_required { ", consent required" } else { "" }
+    )
+}
+
+fn event_json(e: &proto::LedgerEvent) -> Value {
+    json!({"seq": e.seq, "at": ts_json(e.at_ms), "kind": e.kind,
+           "provider": e.provider.as_ref().map_or(Value::Null, provider_json),
+           "assignment": e.assignment.as_ref().map_or(Value::Null, assignment_json)})
+}
+
+fn file_format(f: args::FileFormat) -> proto::RejectFileFormat {
+    match f {
+        args::FileFormat::Csv => proto::RejectFileFormat::Csv,
+        args::FileFormat::Jsonl => proto::RejectFileFormat::JsonLines,
+    }
+}
+
+/// Bytes per streamed import chunk.
+const IMPORT_CHUNK_BYTES: usize = 1 << 20;
+
+async fn reject_import(
+    json: bool,
+    client: &Client,
+    a: args::RejectImportArgs,
+    timeout: Option<Duration>,
+) -> Result<i32, Fail> {
+    use std::io::Read;
+    let format = a.format.unwrap_or(if a.file.to_ascii_lowercase().ends_with(".csv") {
+        args::FileFormat::Csv
+    } else {
+        args::FileFormat::Jsonl
+    });
+    let mut input: Box<dyn Read + Send> = if a.file == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(&a.file).map_err(|e| Fail(format!("cannot open {}: {e}", a.file)))?)
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<proto::ImportRequest>(4);
+    let first = proto::ImportRequest {
+        sub_port: a.sub_port,
+        assignment_id: a.assignment.unwrap_or(0),
+        format: file_format(format) as i32,
+        data: Vec::new(),
+    };
+    let file = a.file.clone();
+    // Reads the file in chunks. On a read error the reader keeps the stream open (it hands its
+    // sender back) so that the call is cancelled rather than ended: a cancelled import imports
+    // nothing, an ended one would import a truncated file.
+    type Tx = tokio::sync::mpsc::Sender<proto::ImportRequest>;
+    let mut reader = tokio::task::spawn_blocking(move || -> Result<(), (String, Tx)> {
+        let mut first = Some(first);
+        loop {
+            let mut buf = vec![0u8; IMPORT_CHUNK_BYTES];
+            let n = match input.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) => return Err((format!("reading {file}: {e}; nothing was imported"), tx)),
+            };
+            buf.truncate(n);
+            let msg = match first.take() {
+                Some(f) => proto::ImportRequest { data: buf, ..f },
+                None if n == 0 => return Ok(()),
+                None => proto::ImportRequest { data: buf, ..Default::default() },
+            };
+            if tx.blocking_send(msg).is_err() || n == 0 {
+                return Ok(());
+            }
+        }
+    });
+    let mut rc = client.rejects_client();
+    let mut call = Box::pin(rc.import(request(tokio_stream::wrappers::ReceiverStream::new(rx), timeout)));
+    let call = tokio::select! {
+        c = &mut call => c,
+        read = &mut reader => {
+            match read.map_err(|e| Fail(format!("reading the input failed: {e}")))? {
+                Ok(()) => call.await,
+                Err((msg, tx)) => {
+                    drop(call); // cancels the call while its stream is still open
+                    drop(tx);
+                    return Err(Fail(msg));
+                }
+            }
+        }
+    };
+    let r = call?.into_inner();
+    let v = json!({"assignment": r.assignment_id, "rows": r.rows, "registered": r.registered, "already": r.already});
+    if json {
+        out::object(true, &v);
+    } else {
+        println!(
+            "imported {} rows into assignment {}: {} new rejects, {} already there",
+            r.rows, r.assignment_id, r.registered, r.already
+        );
+    }
+    Ok(0)
+}
+
 fn reject_json(r: &proto::Reject, full: bool) -> Value {
     if full {
         json!({"sub_port": r.sub_port, "assignment": r.assignment_id, "number": r.number, "at": ts_json(r.at_ms),
@@ -191,10 +295,22 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
                 usage: usage_proto(a.usage),
                 at_ms: opt_time("--at", a.at.as_ref())?.unwrap_or(0),
                 text: a.text.unwrap_or_default(),
+                skip_since: false,
             };
             let r = client.check_client().check(dl.rq(req)).await?.into_inner();
-            let since = if r.since_ms == 0 { Value::Null } else { Value::String(rfc3339_utc8(r.since_ms)) };
-            out::object(json, &json!({"allow": r.allow, "reason": reason_json(r.reason), "since": since}));
+            let v = json!({"allow": r.allow, "reason": reason_json(r.reason), "since": ts_json(r.since_ms)});
+            if json {
+                out::object(true, &v);
+            } else if r.allow {
+                println!("allowed (assignment {})", r.assignment_id);
+            } else {
+                let reason = out::plain(&v["reason"]);
+                let since =
+                    if r.since_ms == 0 { String::new() } else { format!(" since {}", rfc3339_utc8(r.since_ms)) };
+                let under =
+                    if r.assignment_id == 0 { String::new() } else { format!(" (assignment {})", r.assignment_id) };
+                println!("denied: {reason}{since}{under}");
+            }
             return Ok(if r.allow { 0 } else { 1 });
         }
         Command::Ledger(args::LedgerCmd::Provider(args::ProviderCmd::Add(p))) => {
@@ -230,7 +346,28 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
             let r = client.ledger_client().show(dl.rq(proto::ShowRequest { sub_port: a.sub_port })).await?.into_inner();
             let history: Vec<Value> = r.history.iter().map(assignment_json).collect();
             let current = r.current.as_ref().map_or(Value::Null, assignment_json);
-            out::object(json, &json!({"sub_port": r.sub_port, "current": current, "history": history}));
+            let events: Vec<Value> = r.events.iter().map(event_json).collect();
+            if json {
+                out::object(
+                    true,
+                    &json!({"sub_port": r.sub_port, "current": current, "history": history, "events": events}),
+                );
+            } else {
+                println!("sub-port {}", r.sub_port);
+                match &r.current {
+                    Some(a) => println!("in force: {}", assignment_line(a)),
+                    None => println!("in force: none"),
+                }
+                println!("assignments:");
+                for a in &r.history {
+                    println!("  {}", assignment_line(a));
+                }
+                println!("changes:");
+                for e in &r.events {
+                    let what = e.assignment.as_ref().map_or_else(String::new, |a| format!("assignment {}", a.id));
+                    println!("  #{} {} {} {what}", e.seq, rfc3339_utc8(e.at_ms), e.kind);
+                }
+            }
         }
         Command::Reject(args::RejectCmd::Add(a)) => {
             let req = proto::AddRejectRequest {
@@ -240,7 +377,9 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
                 text: a.text,
             };
             let r = client.rejects_client().add(dl.rq(req)).await?.into_inner();
-            out::object(json, &reject_json(&r, true));
+            let mut v = reject_json(&r, true);
+            v["registered"] = r.registered.into();
+            out::object(json, &v);
         }
         Command::Reject(args::RejectCmd::List(a)) => {
             let mut rc = client.rejects_client();
@@ -257,6 +396,26 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
             while let Some(r) = stream.message().await? {
                 out::line(json, &reject_json(&r, full));
             }
+        }
+        Command::Reject(args::RejectCmd::Import(a)) => return reject_import(json, &client, a, timeout).await,
+        Command::Reject(args::RejectCmd::Export(a)) => {
+            let req = proto::ExportRequest {
+                sub_port: a.sub_port,
+                assignment_id: a.assignment.unwrap_or(0),
+                format: file_format(a.format) as i32,
+            };
+            let mut stream = client.rejects_client().export(dl.rq(req)).await?.into_inner();
+            let mut sink: Box<dyn std::io::Write> = match &a.output {
+                Some(p) => Box::new(
+                    std::fs::File::create(p)
+                        .map_err(|e| Fail(format!("cannot create --output {}: {e}", p.display())))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            while let Some(c) = stream.message().await? {
+                sink.write_all(&c.data).map_err(|e| Fail(format!("writing the export: {e}")))?;
+            }
+            sink.flush().map_err(|e| Fail(format!("writing the export: {e}")))?;
         }
         Command::Consent(c) => {
             let (a, granted) = match c {
@@ -285,10 +444,11 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
             let mut stream = client.audit_client().list(dl.rq(req)).await?.into_inner();
             while let Some(e) = stream.message().await? {
                 let number = if e.number.is_empty() { Value::Null } else { e.number.clone().into() };
+                let sub_port = if e.sub_port.is_empty() { Value::Null } else { e.sub_port.clone().into() };
                 out::line(
                     json,
                     &json!({"at": ts_json(e.at_ms), "who": e.who, "action": e.action, "number": number,
-                            "records": e.records, "allowed": e.allowed, "detail": e.detail}),
+                            "records": e.records, "sub_port": sub_port, "allowed": e.allowed, "detail": e.detail}),
                 );
             }
         }
@@ -309,9 +469,11 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
             while let Some(f) = stream.message().await? {
                 out::line(
                     json,
-                    &json!({"kind": f.kind, "sub_port": f.sub_port, "assignment": f.assignment_id,
-                            "provider": f.provider_id, "messages": f.messages, "first": ts_json(f.first_ms),
-                            "detail": f.detail}),
+                    &json!({"kind": f.kind, "sub_port": f.sub_port,
+                            "assignment": if f.assignment_id == 0 { Value::Null } else { f.assignment_id.into() },
+                            "provider": if f.provider_id.is_empty() { Value::Null } else { f.provider_id.clone().into() },
+                            "messages": f.messages, "first": ts_json(f.first_ms), "last": ts_json(f.last_ms),
+                            "example": f.example, "detail": f.detail}),
                 );
             }
         }
