@@ -225,7 +225,7 @@ impl Registry {
         }
         let mut view = LedgerView { sub_ports: st.view.sub_ports.clone() };
         for (k, new) in touched {
-            let mut list: Vec<Arc<Slot>> = view.sub_ports.get(&k).map(|l| l.to_vec()).unwrap_or_default();
+            let mut list: Vec<Arc<Slot>> = view.sub_ports.get(&k).map(|l| l.as_slice().to_vec()).unwrap_or_default();
             list.extend(new);
             list.sort_by_key(|s| s.start_ms());
             view.sub_ports.insert(k, list.into());

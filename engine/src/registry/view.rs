@@ -131,8 +131,35 @@ impl Hasher for SpHasher {
     }
 }
 
+/// A sub-port's assignments in term order. Most sub-ports have one: it is held inline in the
+/// map entry, saving the check one dependent cache miss.
+#[derive(Debug, Clone)]
+pub(crate) enum SlotList {
+    One(Arc<Slot>),
+    Many(Arc<[Arc<Slot>]>),
+}
+
+impl SlotList {
+    #[inline]
+    pub fn as_slice(&self) -> &[Arc<Slot>] {
+        match self {
+            SlotList::One(s) => std::slice::from_ref(s),
+            SlotList::Many(v) => v,
+        }
+    }
+}
+
+impl From<Vec<Arc<Slot>>> for SlotList {
+    fn from(mut v: Vec<Arc<Slot>>) -> Self {
+        match v.len() {
+            1 => SlotList::One(v.remove(0)),
+            _ => SlotList::Many(v.into()),
+        }
+    }
+}
+
 /// Sub-port key → its assignments in term order.
-pub(crate) type SubPortMap = HashMap<u128, Arc<[Arc<Slot>]>, BuildHasherDefault<SpHasher>>;
+pub(crate) type SubPortMap = HashMap<u128, SlotList, BuildHasherDefault<SpHasher>>;
 
 /// The published ledger snapshot.
 #[derive(Debug, Default)]
@@ -144,7 +171,7 @@ impl LedgerView {
     /// The assignments of a sub-port (None: the sub-port is unknown).
     #[inline]
     pub fn assignments_of(&self, sub_port: &str) -> Option<&[Arc<Slot>]> {
-        self.sub_ports.get(&sp_key(sub_port)?).map(|s| &s[..])
+        self.sub_ports.get(&sp_key(sub_port)?).map(SlotList::as_slice)
     }
 
     /// The assignment of `sub_port` in force at `at_ms`.
