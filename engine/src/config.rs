@@ -166,3 +166,93 @@ impl RegistryConfig {
         Ok(())
     }
 }
+
+/// Configuration of retention: expiry of the message log by whole sealed segments, and the
+/// purge of reject and consent records after their assignment's end (docs/architecture.md,
+/// "Retention"). Months are calendar months in the log's zone (UTC+8 by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Run by itself every `interval_ms` (default on). Off: only on demand.
+    pub enabled: bool,
+    /// Retention in calendar months (default 5, the regulation's minimum). A record becomes
+    /// eligible when the clock reaches its time plus this many months (`time::add_months_ms`).
+    pub months: u32,
+    /// How often the background run looks for eligible data, in ms (default 10 minutes).
+    pub interval_ms: u64,
+    /// Purge the rejects of an assignment `months` after its end (default on).
+    pub purge_rejects: bool,
+    /// Purge consent records `months` after the later of their last record (a withdrawal) and
+    /// their assignment's end (default on).
+    pub purge_consent: bool,
+    /// Also purge ledger history events older than retention (default off: kept forever).
+    pub purge_ledger_history: bool,
+    /// Also purge audit entries older than retention (default off: kept forever).
+    pub purge_audit: bool,
+    /// Largest jump of the clock ahead of the last run's time (or, before any run, of the
+    /// newest record) that retention acts on without confirmation, in ms (default 3 days).
+    /// Beyond it a run is refused with [`crate::Error::ClockAhead`] and a warning: a clock set
+    /// far ahead must not expire months of data at once.
+    pub clock_jump_max_ms: i64,
+    /// Explicit confirmation that the clock is right after a jump larger than
+    /// `clock_jump_max_ms`: runs proceed while the clock is at or before this instant (RFC 3339
+    /// or ms since the epoch). Unset by default.
+    pub future_clock_confirm_until: Option<String>,
+    /// Pause between two segment deletions, in ms (default 0): spreads the file system's work
+    /// of a large expiry.
+    pub delete_pause_ms: u64,
+    /// Registry rows deleted per batch (default 16,384): the registry's writer (and so reject
+    /// registration at ingest) waits for at most one batch at a time.
+    pub purge_batch_rows: usize,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            enabled: true,
+            months: 5,
+            interval_ms: 10 * 60_000,
+            purge_rejects: true,
+            purge_consent: true,
+            purge_ledger_history: false,
+            purge_audit: false,
+            clock_jump_max_ms: 3 * crate::time::DAY_MS,
+            future_clock_confirm_until: None,
+            delete_pause_ms: 0,
+            purge_batch_rows: 16_384,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// Checks the values, naming the first bad one.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.months == 0 || self.months > 1200 {
+            return Err(crate::Error::invalid("months", "must be 1..=1200"));
+        }
+        if self.interval_ms < 10 || self.interval_ms > 7 * crate::time::DAY_MS as u64 {
+            return Err(crate::Error::invalid("interval_ms", "must be 10 ms..=7 days"));
+        }
+        if self.clock_jump_max_ms < 0 {
+            return Err(crate::Error::invalid("clock_jump_max_ms", "must not be negative"));
+        }
+        if self.purge_batch_rows == 0 || self.purge_batch_rows > 1 << 20 {
+            return Err(crate::Error::invalid("purge_batch_rows", "must be 1..=1048576"));
+        }
+        if self.delete_pause_ms > 60_000 {
+            return Err(crate::Error::invalid("delete_pause_ms", "must be at most 60000"));
+        }
+        self.confirm_until_ms()?;
+        Ok(())
+    }
+
+    /// `future_clock_confirm_until` parsed.
+    pub fn confirm_until_ms(&self) -> crate::Result<Option<i64>> {
+        match &self.future_clock_confirm_until {
+            None => Ok(None),
+            Some(s) => crate::time::parse_time_ms(s)
+                .map(Some)
+                .map_err(|e| crate::Error::invalid("future_clock_confirm_until", e)),
+        }
+    }
+}

@@ -100,6 +100,23 @@ pub enum Error {
         /// The rows that failed, in input order.
         rows: Vec<RowError>,
     },
+    /// Retention refused to act: the clock is further ahead of the last run's time (or of the
+    /// newest record) than `retention.clock_jump_max_ms`. Nothing was deleted. Check the clock;
+    /// then confirm with `retention.future_clock_confirm_until` or an on-demand run's
+    /// confirmation.
+    #[error("retention refused: the clock ({now}) is {ahead_ms} ms ahead of {reference_what} ({reference}), more than clock_jump_max_ms ({max_ms}); nothing was deleted. Check the clock, then confirm the jump (retention.future_clock_confirm_until)", now = crate::time::rfc3339_utc8(*now_ms), reference = crate::time::rfc3339_utc8(*reference_ms))]
+    ClockAhead {
+        /// The engine clock.
+        now_ms: i64,
+        /// The time it was compared with.
+        reference_ms: i64,
+        /// What that time is (`the last retention run`, `the newest record`).
+        reference_what: &'static str,
+        /// How far ahead the clock is.
+        ahead_ms: i64,
+        /// The configured limit.
+        max_ms: i64,
+    },
     /// The embedded key-value store (RocksDB) failed.
     #[error("registry store {}: {detail}", path.display())]
     Store {
@@ -155,6 +172,13 @@ impl Error {
             Error::NotFound { what, key } => Error::NotFound { what, key: key.clone() },
             Error::BadRows { rows } => Error::BadRows { rows: rows.clone() },
             Error::Store { path, detail } => Error::Store { path: path.clone(), detail: detail.clone() },
+            Error::ClockAhead { now_ms, reference_ms, reference_what, ahead_ms, max_ms } => Error::ClockAhead {
+                now_ms: *now_ms,
+                reference_ms: *reference_ms,
+                reference_what,
+                ahead_ms: *ahead_ms,
+                max_ms: *max_ms,
+            },
         }
     }
 

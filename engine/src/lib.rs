@@ -36,12 +36,16 @@ pub mod error;
 pub mod log;
 pub mod record;
 pub mod registry;
+pub mod retention;
 pub mod time;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{LogConfig, RegistryConfig, SyncPolicy};
+pub use config::{LogConfig, RegistryConfig, RetentionConfig, SyncPolicy};
 pub use engine::{Engine, EngineConfig, Finding, IngestOutcome};
 pub use error::{Error, Result, RowError};
+pub use log::expire::ExpiredSegment;
+pub use log::trace::TraceQuery;
 pub use log::{Log, LogStats, PendingAppend, Records};
 pub use record::{Direction, PhoneNumber, Record, SubPort, Usage};
 pub use registry::{Reason, Registry, Verdict};
+pub use retention::{RetentionReport, RetentionRun, RetentionStatus, Trigger};

@@ -139,6 +139,63 @@ pub fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+/// Local civil fields of `ts_ms` in the zone `tz_offset_ms` east of UTC: year, month, day and
+/// milliseconds since local midnight.
+pub fn local_fields(ts_ms: i64, tz_offset_ms: i64) -> (i64, u32, u32, i64) {
+    let local = ts_ms + tz_offset_ms;
+    let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
+    (y, m, d, local.rem_euclid(DAY_MS))
+}
+
+/// The instant of a local civil date and time of day in the zone `tz_offset_ms` east of UTC.
+pub fn from_local(y: i64, m: u32, d: u32, ms_of_day: i64, tz_offset_ms: i64) -> i64 {
+    days_from_civil(y, m, d) * DAY_MS + ms_of_day - tz_offset_ms
+}
+
+/// `(y, m)` moved by `months` (may be negative).
+fn shift_month(y: i64, m: u32, months: i64) -> (i64, u32) {
+    let idx = y * 12 + i64::from(m) - 1 + months;
+    (idx.div_euclid(12), (idx.rem_euclid(12) + 1) as u32)
+}
+
+/// The instant `months` calendar months after `ts_ms`, in the zone `tz_offset_ms` east of UTC:
+/// the same day of the month and time of day, `months` months later. A day the later month
+/// lacks is clamped **up** to the first instant of the month after it: 31 March + 5 months is
+/// 31 August, but 31 January + 5 months ("31 June") is 1 July 00:00, and 30 September 2027 +
+/// 5 months ("30 February 2028") is 1 March 2028 00:00.
+///
+/// Clamping up keeps the function monotonic (never decreasing in `ts_ms`), which is what lets
+/// retention judge a whole segment by its bucket's last instant; clamping down to the last
+/// day at the same time of day would not be (30 January 23:00 would go after 31 January 01:00).
+/// Retention uses it as "the instant a record of time `ts_ms` becomes eligible for deletion".
+pub fn add_months_ms(ts_ms: i64, months: u32, tz_offset_ms: i64) -> i64 {
+    let (y, m, d, tod) = local_fields(ts_ms, tz_offset_ms);
+    let (ty, tm) = shift_month(y, m, i64::from(months));
+    if d <= days_in_month(ty, tm) {
+        from_local(ty, tm, d, tod, tz_offset_ms)
+    } else {
+        let (ny, nm) = shift_month(ty, tm, 1);
+        from_local(ny, nm, 1, 0, tz_offset_ms)
+    }
+}
+
+/// The oldest record time still inside a retention of `months` calendar months at `now_ms`:
+/// a record of time `t` is eligible for deletion exactly when `t < cutoff`, that is when
+/// `now_ms >= add_months_ms(t, months, tz)` (see [`add_months_ms`] for month ends).
+pub fn retention_cutoff_ms(now_ms: i64, months: u32, tz_offset_ms: i64) -> i64 {
+    let (y, m, d, tod) = local_fields(now_ms, tz_offset_ms);
+    let (sy, sm) = shift_month(y, m, -i64::from(months));
+    if d <= days_in_month(sy, sm) {
+        // The record of the same day and time `months` earlier became eligible exactly now.
+        from_local(sy, sm, d, tod, tz_offset_ms) + 1
+    } else {
+        // Now is a day the source month lacks (31 July, 5 months after "31 February"): the
+        // whole source month is eligible, nothing of the month after it.
+        let (ny, nm) = shift_month(sy, sm, 1);
+        from_local(ny, nm, 1, 0, tz_offset_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +241,60 @@ mod tests {
             "2026-05-01T09:30:00+8",
         ] {
             assert!(parse_time_ms(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    fn at(s: &str) -> i64 {
+        parse_time_ms(s).unwrap()
+    }
+
+    #[test]
+    fn months_later_clamps_missing_days_up_to_the_next_month() {
+        let z = UTC8_OFFSET_MS;
+        let cases = [
+            ("2026-03-31T10:00:00+08:00", "2026-08-31T10:00:00+08:00"),
+            ("2026-01-31T10:00:00+08:00", "2026-07-01T00:00:00+08:00"),
+            ("2026-01-30T23:59:59.999+08:00", "2026-06-30T23:59:59.999+08:00"),
+            ("2027-09-29T12:00:00+08:00", "2028-02-29T12:00:00+08:00"),
+            ("2027-09-30T12:00:00+08:00", "2028-03-01T00:00:00+08:00"),
+            ("2026-09-29T12:00:00+08:00", "2027-03-01T00:00:00+08:00"),
+            ("2027-10-31T00:00:00+08:00", "2028-03-31T00:00:00+08:00"),
+            ("2025-12-31T23:59:59.999+08:00", "2026-05-31T23:59:59.999+08:00"),
+            ("2026-08-15T00:00:00+08:00", "2027-01-15T00:00:00+08:00"),
+            // Midnight UTC+8 is 16:00 UTC the day before: the zone decides the month.
+            ("2026-01-31T15:30:00Z", "2026-07-01T00:00:00+08:00"),
+            ("2026-01-31T16:30:00Z", "2026-07-01T00:30:00+08:00"),
+        ];
+        for (from, want) in cases {
+            assert_eq!(rfc3339_utc8(add_months_ms(at(from), 5, z)), rfc3339_utc8(at(want)), "{from} + 5 months");
+        }
+    }
+
+    #[test]
+    fn months_later_is_monotonic_and_the_cutoff_is_its_inverse() {
+        let z = UTC8_OFFSET_MS;
+        let start = at("2027-06-01T00:00:00+08:00");
+        let mut prev = i64::MIN;
+        let mut t = start;
+        // Every 7 minutes and 13 ms over two years: every day of every month, leap February.
+        while t < start + 730 * DAY_MS {
+            let e = add_months_ms(t, 5, z);
+            assert!(e >= prev, "not monotonic at {}", rfc3339_utc8(t));
+            assert!(e > t);
+            prev = e;
+            t += 7 * 60_000 + 13;
+        }
+        // Every local midnight of 2028 and 2029, just before and after it, and noon.
+        let first = at("2028-01-01T00:00:00+08:00");
+        for day in 0..731 {
+            for off in [-1, 0, 1, DAY_MS / 2] {
+                let now = first + day * DAY_MS + off;
+                for months in [1, 5, 6, 12] {
+                    let c = retention_cutoff_ms(now, months, z);
+                    assert!(add_months_ms(c - 1, months, z) <= now, "cutoff - 1 eligible at {}", rfc3339_utc8(now));
+                    assert!(add_months_ms(c, months, z) > now, "cutoff not eligible at {}", rfc3339_utc8(now));
+                }
+            }
         }
     }
 }

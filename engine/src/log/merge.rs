@@ -58,6 +58,13 @@ impl SealedCursor {
         if seg.records == 0 || !filter.overlaps(seg.min_ts_ms, seg.max_ts_ms) {
             return Ok(None);
         }
+        // The number filter turns away a segment without the number before its block table or
+        // number index is read.
+        if let Some(p) = filter.peer {
+            if !seg.may_contain_number(p)? {
+                return Ok(None);
+            }
+        }
         let metas = seg.blocks()?;
         let candidates: Vec<u32> = match (&filter.peer, &filter.sub_port) {
             (Some(p), _) => seg.blocks_of_number(*p)?,
@@ -88,7 +95,11 @@ impl Cursor for SealedCursor {
                 return Some(Ok(r));
             }
             let (b, _) = self.blocks.pop_front()?;
-            match self.seg.read_block(b as usize) {
+            let recs = match self.filter.peer {
+                Some(p) => self.seg.read_block_of_number(b as usize, p),
+                None => self.seg.read_block(b as usize),
+            };
+            match recs {
                 Ok(recs) => self.buf = recs.into_iter().filter(|r| self.filter.matches(r)).collect(),
                 Err(e) => {
                     self.blocks.clear();

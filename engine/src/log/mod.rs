@@ -2,11 +2,13 @@
 //!
 //! * [`Log::append`] validates records, routes each to its sub-port's shard writer and returns
 //!   once every one is durable (group commit; see [`crate::config::SyncPolicy`]).
-//! * Reads ([`Log::scan_shard`], [`Log::read_sub_port`], [`Log::read_number`]) stream records in
+//! * Reads ([`Log::scan_shard`], [`Log::read_sub_port`], [`Log::read_number`], [`Log::trace`]) stream records in
 //!   time order from a snapshot of the acknowledged data, verifying checksums as they go.
 //! * Open segments are sealed in the background into compressed, indexed, mmap-read files.
 
 pub mod block;
+pub mod expire;
+pub mod filter;
 pub mod frame;
 pub mod index;
 pub mod manifest;
@@ -15,6 +17,7 @@ pub mod open_segment;
 pub mod sealed;
 pub mod sealer;
 pub mod shard;
+pub mod trace;
 pub mod writer;
 
 use crate::clock::SharedClock;
@@ -146,6 +149,7 @@ impl Log {
             recovery.sealed_segments += r.sealed_segments;
             recovery.bytes_cut += r.bytes_cut;
             recovery.leftovers_removed += r.leftovers_removed;
+            recovery.expired_removed += r.expired_removed;
             recovery.damaged.extend(r.damaged);
             shards.push(Arc::new(s));
         }
@@ -168,7 +172,7 @@ impl Log {
             senders.push(tx);
             writers.push(h);
         }
-        tracing::info!(dir = %dir.display(), shards = manifest.shards, open = recovery.open_segments, sealed = recovery.sealed_segments, bytes_cut = recovery.bytes_cut, "message log opened");
+        tracing::info!(dir = %dir.display(), shards = manifest.shards, open = recovery.open_segments, sealed = recovery.sealed_segments, bytes_cut = recovery.bytes_cut, expired_removed = recovery.expired_removed, "message log opened");
         Ok(Self {
             cfg,
             dir,
@@ -334,7 +338,7 @@ impl Log {
         let mut acks = Vec::new();
         for tx in &self.senders {
             let (atx, arx) = bounded(1);
-            tx.send(Request::RetireAll { ack: atx }).map_err(|_| Error::Closed)?;
+            tx.send(Request::Retire { buckets: None, ack: atx }).map_err(|_| Error::Closed)?;
             acks.push(arx);
         }
         for a in acks {

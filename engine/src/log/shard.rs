@@ -43,6 +43,9 @@ pub struct RecoveryReport {
     pub bytes_cut: u64,
     /// Leftovers of interrupted seals removed.
     pub leftovers_removed: usize,
+    /// Segments whose expiry was interrupted after their rename to `.seg.expired`: unlinked
+    /// (the expiry finished).
+    pub expired_removed: usize,
     /// Sealed segments that failed verification at open: `(path, error)`. They are left in
     /// place, untouched, and not served.
     pub damaged: Vec<(PathBuf, String)>,
@@ -60,6 +63,10 @@ pub struct Shard {
     /// Set when the writer failed to make data durable; appends are refused from then on.
     pub poisoned: Mutex<Option<String>>,
 }
+
+/// Suffix a sealed segment's file takes when retention removes it from the catalogue
+/// (`X.seg` → `X.seg.expired`), before it is unlinked.
+pub const EXPIRED_SUFFIX: &str = ".seg.expired";
 
 /// File name stem of a segment.
 pub fn seg_stem(bucket_start_ms: i64, gen: u32, tz_offset_ms: i64) -> String {
@@ -84,6 +91,13 @@ impl Shard {
         for n in names.iter().filter(|n| n.ends_with(".seg.tmp")) {
             remove(&dir.join(n))?;
             report.leftovers_removed += 1;
+            changed = true;
+        }
+        // Retention renamed these out of the catalogue before unlinking them (log/expire.rs):
+        // the deletion was decided and is finished here, never rolled back.
+        for n in names.iter().filter(|n| n.ends_with(EXPIRED_SUFFIX)) {
+            remove(&dir.join(n))?;
+            report.expired_removed += 1;
             changed = true;
         }
         for n in names.iter().filter(|n| n.ends_with(".seg")) {

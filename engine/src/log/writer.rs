@@ -24,8 +24,11 @@ pub enum Request {
         /// Where the outcome goes.
         ack: Sender<Result<()>>,
     },
-    /// Retire every open segment to the sealer, then answer.
-    RetireAll {
+    /// Retire open segments to the sealer, then answer: those of the given buckets, or every
+    /// one (`None`).
+    Retire {
+        /// Bucket starts to retire; `None` for all.
+        buckets: Option<Vec<i64>>,
         /// Answered once the segments are queued.
         ack: Sender<()>,
     },
@@ -44,6 +47,9 @@ pub struct Writer {
     batch_seq: u64,
     last_maintenance_ms: i64,
 }
+
+/// A retire request held until the batch gathered before it is committed.
+type RetireRequest = (Option<Vec<i64>>, Sender<()>);
 
 struct Pending {
     records: Vec<Record>,
@@ -107,7 +113,7 @@ impl Writer {
             let mut after = None;
             match first {
                 Request::Append { records, ack } => batch.push(Pending { records, ack }),
-                Request::RetireAll { ack } => after = Some(ack),
+                Request::Retire { buckets, ack } => after = Some((buckets, ack)),
             }
             if after.is_none() {
                 self.gather(&rx, &mut batch, &mut after);
@@ -115,9 +121,12 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch);
             }
-            if let Some(ack) = after {
-                let all: Vec<i64> = self.writable.keys().copied().collect();
-                for b in all {
+            if let Some((buckets, ack)) = after {
+                let chosen: Vec<i64> = match buckets {
+                    Some(b) => b,
+                    None => self.writable.keys().copied().collect(),
+                };
+                for b in chosen {
                     self.retire(b);
                 }
                 let _ = ack.send(());
@@ -126,7 +135,7 @@ impl Writer {
         }
     }
 
-    fn gather(&self, rx: &Receiver<Request>, batch: &mut Vec<Pending>, after: &mut Option<Sender<()>>) {
+    fn gather(&self, rx: &Receiver<Request>, batch: &mut Vec<Pending>, after: &mut Option<RetireRequest>) {
         let mut n: usize = batch.iter().map(|p| p.records.len()).sum();
         let mut bytes: usize = batch.iter().flat_map(|p| &p.records).map(Record::approx_bytes).sum();
         let deadline = std::time::Instant::now() + Duration::from_micros(self.cfg.group_commit_delay_us);
@@ -145,8 +154,8 @@ impl Writer {
                     bytes += records.iter().map(Record::approx_bytes).sum::<usize>();
                     batch.push(Pending { records, ack });
                 }
-                Request::RetireAll { ack } => {
-                    *after = Some(ack);
+                Request::Retire { buckets, ack } => {
+                    *after = Some((buckets, ack));
                     break;
                 }
             }

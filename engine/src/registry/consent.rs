@@ -2,11 +2,13 @@
 //! The state at an instant is the last record at or before it; no record means no consent.
 
 use super::numset::key_of;
+use super::store::CF_CONSENT;
 use super::types::ConsentRecord;
 use super::view::Slot;
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::record::PhoneNumber;
+use crate::retention::PurgeCtx;
 use crate::time::rfc3339_utc8;
 
 /// Inserts `(at_ms, granted)` keeping time order (a later record at the same instant wins).
@@ -75,5 +77,65 @@ impl Registry {
             what: "assignment in force",
             key: format!("for sub-port {sp} at {}", rfc3339_utc8(at)),
         })
+    }
+}
+
+impl Registry {
+    /// Purges consent records `months` after the later of their assignment's end and the
+    /// number's last record under it (a withdrawal, or a consent given after a retroactive
+    /// end): all the records of that number under that assignment go together. Never touches an
+    /// assignment that has not ended `months` ago. Returns the records purged.
+    pub(crate) fn purge_consents(&self, ctx: &PurgeCtx<'_>) -> Result<u64> {
+        let state = self.state.load_full();
+        let mut total = 0u64;
+        for slot in &state.slots {
+            if ctx.cancelled() {
+                break;
+            }
+            let to = slot.to_ms();
+            if !slot.created().consent_required || !ctx.eligible(to) {
+                continue;
+            }
+            let due = |events: &[(i64, bool)]| ctx.eligible(events.last().map_or(to, |&(t, _)| t.max(to)));
+            let keys: Vec<(u64, u64)> = {
+                let m = slot.consents.read().map_err(|_| Error::Closed)?;
+                m.iter().filter(|(_, ev)| due(ev)).map(|(k, ev)| (*k, ev.len() as u64)).collect()
+            };
+            if ctx.dry_run {
+                total += keys.iter().map(|(_, n)| n).sum::<u64>();
+                continue;
+            }
+            for chunk in keys.chunks(ctx.batch_rows.div_ceil(4)) {
+                if ctx.cancelled() {
+                    break;
+                }
+                let _w = self.writer()?;
+                let mut b = self.store.batch();
+                let mut gone = Vec::new();
+                {
+                    let m = slot.consents.read().map_err(|_| Error::Closed)?;
+                    for &(k, _) in chunk {
+                        // Re-checked under the writer: a record may have come since.
+                        if !m.get(&k).is_some_and(|ev| due(ev)) {
+                            continue;
+                        }
+                        for (raw, _) in self.store.consents_of(slot.id(), Some(k))? {
+                            b.delete(CF_CONSENT, &raw)?;
+                            total += 1;
+                        }
+                        gone.push(k);
+                    }
+                }
+                if gone.is_empty() {
+                    continue;
+                }
+                self.store.write(b)?;
+                let mut m = slot.consents.write().map_err(|_| Error::Closed)?;
+                for k in gone {
+                    m.remove(&k);
+                }
+            }
+        }
+        Ok(total)
     }
 }

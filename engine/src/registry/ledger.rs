@@ -1,11 +1,13 @@
 //! Ledger changes: providers (versioned), assignments (no two in force at once for a sub-port),
 //! ends of terms. Every change is one RocksDB batch holding the entity and a history event.
 
+use super::store::CF_HISTORY;
 use super::types::{AssignInput, Assignment, LedgerEvent, Provider, ProviderInput};
 use super::view::{sp_key, LedgerView, ProviderCell, Slot, SubPortMap};
 use super::{Registry, State, Writer};
 use crate::error::{Error, Result};
 use crate::record::SubPort;
+use crate::retention::PurgeCtx;
 use crate::time::rfc3339_utc8;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -286,6 +288,11 @@ impl Registry {
         self.state.load().slots.iter().map(|s| s.assignment()).collect()
     }
 
+    /// Whether the ledger has ever assigned `sub_port` (normalised).
+    pub fn knows_sub_port(&self, sub_port: &SubPort) -> bool {
+        self.state.load().view.assignments_of(sub_port.as_str()).is_some()
+    }
+
     /// The ledger of one sub-port: the assignment in force now and the history.
     pub fn show(&self, sub_port: &str) -> Result<SubPortLedger> {
         let sp = SubPort::parse(sub_port)?;
@@ -311,5 +318,13 @@ impl Registry {
     /// Every ledger event, oldest first.
     pub fn history(&self) -> Result<Vec<LedgerEvent>> {
         self.store.history()
+    }
+}
+
+impl Registry {
+    /// Deletes ledger history events older than retention, oldest first (only with
+    /// `retention.purge_ledger_history`; the assignments and providers themselves stay).
+    pub(crate) fn purge_history(&self, ctx: &PurgeCtx<'_>) -> Result<u64> {
+        self.purge_oldest::<LedgerEvent>(CF_HISTORY, ctx, |e| e.at_ms)
     }
 }

@@ -1,13 +1,14 @@
 //! Rejects: registering them (one, many, an MO batch, a bulk import), listing them by sub-port,
 //! assignment or number, exporting them.
 
-use super::numset::{key_of, number_of};
+use super::numset::{key_of, number_of, NumSet};
 use super::store::RejectValue;
 use super::types::{Reject, RejectSource};
 use super::view::Slot;
 use super::Registry;
 use crate::error::{Error, Result, RowError};
 use crate::record::{PhoneNumber, SubPort};
+use crate::retention::PurgeCtx;
 use crate::time::{parse_time_ms, rfc3339_utc8};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -325,5 +326,75 @@ impl Registry {
             }
         }
         Ok(rejects.len() as u64)
+    }
+}
+
+impl Registry {
+    /// Purges the rejects of every assignment that ended `months` ago or more (never one in
+    /// force, or ended more recently): from the store in batches of `batch_rows` (each batch
+    /// removes rejects with their `rejects_by_number` entries, under the writer), then the
+    /// assignment's in-memory set is replaced by an empty one. Returns how many rejects went
+    /// and the assignments they belonged to (a dry run counts them from memory).
+    pub(crate) fn purge_rejects(&self, ctx: &PurgeCtx<'_>) -> Result<(u64, Vec<u32>)> {
+        let state = self.state.load_full();
+        let mut total = 0u64;
+        let mut ids = Vec::new();
+        for slot in &state.slots {
+            if ctx.cancelled() {
+                break;
+            }
+            if !ctx.eligible(slot.to_ms()) {
+                continue;
+            }
+            let before = slot.rejects.load_full();
+            if before.is_empty() {
+                continue;
+            }
+            let n = if ctx.dry_run { before.len() as u64 } else { self.purge_rejects_of(slot, before, ctx)? };
+            if n > 0 {
+                total += n;
+                ids.push(slot.id());
+            }
+        }
+        Ok((total, ids))
+    }
+
+    fn purge_rejects_of(&self, slot: &Slot, before: Arc<NumSet>, ctx: &PurgeCtx<'_>) -> Result<u64> {
+        let id = slot.id();
+        let mut after = None;
+        loop {
+            if ctx.cancelled() {
+                // The set stays in memory; the store's rest goes at the next run (the engine is
+                // closing: the next open rebuilds the set from the store).
+                return Ok(0);
+            }
+            let _w = self.writer()?;
+            let keys = self.store.reject_keys_of(id, after, ctx.batch_rows)?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut b = self.store.batch();
+            for &k in &keys {
+                b.delete_reject(id, k)?;
+            }
+            self.store.write(b)?;
+            after = keys.last().copied();
+        }
+        // Rejects registered under this assignment meanwhile, behind the cursor (sets only grow,
+        // and every registration replaces the set): they go too, then memory follows the store.
+        let _w = self.writer()?;
+        let now_set = slot.rejects.load_full();
+        if !Arc::ptr_eq(&now_set, &before) {
+            let late: Vec<u64> = now_set.keys().into_iter().filter(|&k| !before.contains(k)).collect();
+            for chunk in late.chunks(ctx.batch_rows) {
+                let mut b = self.store.batch();
+                for &k in chunk {
+                    b.delete_reject(id, k)?;
+                }
+                self.store.write(b)?;
+            }
+        }
+        slot.rejects.store(Arc::new(NumSet::default()));
+        Ok(now_set.len() as u64)
     }
 }

@@ -18,8 +18,19 @@ pub(crate) const CF_REJECTS_BY_NUMBER: &str = "rejects_by_number";
 pub(crate) const CF_CONSENT: &str = "consent";
 pub(crate) const CF_AUDIT: &str = "audit";
 pub(crate) const CF_META: &str = "meta";
-const CFS: [&str; 8] =
-    [CF_PROVIDERS, CF_ASSIGNMENTS, CF_HISTORY, CF_REJECTS, CF_REJECTS_BY_NUMBER, CF_CONSENT, CF_AUDIT, CF_META];
+/// Reports of retention runs (docs/format.md, "Registry store").
+pub(crate) const CF_RETENTION: &str = "retention";
+const CFS: [&str; 9] = [
+    CF_PROVIDERS,
+    CF_ASSIGNMENTS,
+    CF_HISTORY,
+    CF_REJECTS,
+    CF_REJECTS_BY_NUMBER,
+    CF_CONSENT,
+    CF_AUDIT,
+    CF_META,
+    CF_RETENTION,
+];
 
 /// Version byte leading every reject value.
 const REJECT_VALUE_V1: u8 = 1;
@@ -137,6 +148,32 @@ impl Batch<'_> {
         let h = self.store.cf(CF_META)?;
         self.wb.put_cf(h, name.as_bytes(), v.to_le_bytes());
         Ok(())
+    }
+
+    /// Removes a reject and its `rejects_by_number` entry.
+    pub fn delete_reject(&mut self, assignment: u32, key: u64) -> Result<()> {
+        let h = self.store.cf(CF_REJECTS)?;
+        self.wb.delete_cf(h, reject_key(assignment, key));
+        let h = self.store.cf(CF_REJECTS_BY_NUMBER)?;
+        self.wb.delete_cf(h, by_number_key(key, assignment));
+        Ok(())
+    }
+
+    /// Removes one entry of column family `cf` by its raw key.
+    pub fn delete(&mut self, cf: &str, key: &[u8]) -> Result<()> {
+        let h = self.store.cf(cf)?;
+        self.wb.delete_cf(h, key);
+        Ok(())
+    }
+
+    /// A retention report (JSON) under sequence `seq`.
+    pub fn retention_report(&mut self, seq: u64, report: &impl serde::Serialize) -> Result<()> {
+        self.json(CF_RETENTION, &seq.to_be_bytes(), report)
+    }
+
+    /// True when the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.wb.is_empty()
     }
 }
 
@@ -278,6 +315,84 @@ impl Store {
             out.push((key, val));
         }
         Ok(out)
+    }
+
+    /// Up to `limit` reject keys of `assignment` after `after` (from the first when `None`), in
+    /// order.
+    pub fn reject_keys_of(&self, assignment: u32, after: Option<u64>, limit: usize) -> Result<Vec<u64>> {
+        let start = match after {
+            Some(k) => match k.checked_add(1) {
+                Some(next) => reject_key(assignment, next),
+                None => return Ok(Vec::new()),
+            },
+            None => reject_key(assignment, 0),
+        };
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_REJECTS)?);
+        it.seek(start);
+        while it.valid() && out.len() < limit {
+            match it.key().and_then(split_reject_key) {
+                Some((a, k)) if a == assignment => out.push(k),
+                _ => break,
+            }
+            it.next();
+        }
+        it.status().map_err(self.rerr("scan rejects"))?;
+        Ok(out)
+    }
+
+    /// The consent records of `assignment` (of one number `key` only, if given) with their raw
+    /// keys, in key (number, sequence) order.
+    pub fn consents_of(&self, assignment: u32, key: Option<u64>) -> Result<Vec<(Box<[u8]>, ConsentRecord)>> {
+        let mut prefix = assignment.to_be_bytes().to_vec();
+        if let Some(k) = key {
+            prefix.extend_from_slice(&k.to_be_bytes());
+        }
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(self.cf(CF_CONSENT)?, IteratorMode::From(&prefix, Direction::Forward));
+        for item in it {
+            let (k, v) = item.map_err(self.rerr("scan consent"))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let c: ConsentRecord =
+                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("consent entry {k:?}: {e}")))?;
+            out.push((k, c));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` entries of a JSON column family in key order, starting after `after` (raw
+    /// key; from the first when `None`).
+    pub fn json_entries<T: serde::de::DeserializeOwned>(
+        &self,
+        cf: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Box<[u8]>, T)>> {
+        let mode = match after {
+            Some(k) => IteratorMode::From(k, Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf)?, mode) {
+            let (k, v) = item.map_err(self.rerr("read"))?;
+            if after.is_some_and(|a| *k == *a) {
+                continue;
+            }
+            if out.len() >= limit {
+                break;
+            }
+            let t = serde_json::from_slice(&v)
+                .map_err(|e| self.corrupt(format!("{cf} entry {k:?} does not decode: {e}")))?;
+            out.push((k, t));
+        }
+        Ok(out)
+    }
+
+    /// Every retention report, oldest first.
+    pub fn retention_reports<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
+        Ok(self.load_json(CF_RETENTION)?.into_iter().map(|(_, v)| v).collect())
     }
 
     /// The assignments under which number `key` has a reject.
