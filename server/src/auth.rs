@@ -69,6 +69,7 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
     ("/portlog.v1.Audit/List", Access::Roles(&[Investigator])),
     ("/portlog.v1.Stats/Get", Access::AnyRole),
     ("/portlog.v1.Retention/Run", Access::Roles(&[])),
+    ("/portlog.v1.Retention/History", Access::Roles(&[Investigator])),
     ("/portlog.v1.Inspect/Run", Access::Roles(&[Investigator])),
     ("/grpc.health.v1.Health/Check", Access::Open),
     ("/grpc.health.v1.Health/Watch", Access::Open),
@@ -91,6 +92,7 @@ pub const AUDITED: &[&str] = &[
     "/portlog.v1.Rejects/Export",
     "/portlog.v1.Consent/Add",
     "/portlog.v1.Consent/Withdraw",
+    "/portlog.v1.Retention/Run",
 ];
 
 /// True for the methods of [`AUDITED`].

@@ -1,9 +1,10 @@
 //! The daemon's TOML configuration file: `[log]` is the engine's [`LogConfig`], `[registry]` its
-//! [`RegistryConfig`] (reject keywords, sync, import and note limits), `[server]` the gRPC limits
+//! [`RegistryConfig`] (reject keywords, sync, import and note limits), `[retention]` its
+//! [`RetentionConfig`] (months, schedule, clock safety, what is purged), `[server]` the gRPC limits
 //! below. Every field has a default (the embedded default) and its unit in its name.
 
 use anyhow::{bail, Context, Result};
-use portlog_engine::{EngineConfig, LogConfig, RegistryConfig};
+use portlog_engine::{EngineConfig, LogConfig, RegistryConfig, RetentionConfig};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -15,14 +16,16 @@ pub struct FileConfig {
     pub log: LogConfig,
     /// The ledger and reject registry.
     pub registry: RegistryConfig,
+    /// Retention of the log, rejects and consent.
+    pub retention: RetentionConfig,
     /// The gRPC server.
     pub server: ServerConfig,
 }
 
 impl FileConfig {
-    /// The engine's part (`[log]` and `[registry]`).
+    /// The engine's part (`[log]`, `[registry]` and `[retention]`).
     pub fn engine(&self) -> EngineConfig {
-        EngineConfig { log: self.log.clone(), registry: self.registry.clone() }
+        EngineConfig { log: self.log.clone(), registry: self.registry.clone(), retention: self.retention.clone() }
     }
 }
 

@@ -21,6 +21,8 @@ pub fn code(e: &Error) -> Code {
         Error::Corrupt { .. } => Code::DataLoss,
         // Start-up conditions; not expected on a running daemon.
         Error::Locked { .. } | Error::ConfigMismatch { .. } => Code::FailedPrecondition,
+        // Retention refuses to act on a clock far ahead of its last run until confirmed.
+        Error::ClockAhead { .. } => Code::FailedPrecondition,
         // Disk or RocksDB failures, and anything added to the engine later.
         _ => Code::Internal,
     }

@@ -167,6 +167,46 @@ impl Metrics {
             let kind = if n.ends_with("_total") { "counter" } else { "gauge" };
             let _ = writeln!(o, "# HELP {n} {help}\n# TYPE {n} {kind}\n{n} {v}");
         }
+        // Retention, from its durable history (scheduled runs happen inside the engine).
+        if let Ok(r) = engine.retention_status() {
+            let last = r.last_run.unwrap_or_default();
+            let retention: [(&str, &str, String); 6] = [
+                (
+                    "portlog_retention_runs_total",
+                    "Retention runs recorded in the history.",
+                    r.runs_recorded.to_string(),
+                ),
+                (
+                    "portlog_retention_last_run_timestamp_seconds",
+                    "Clock of the last recorded retention run (0: none).",
+                    (last.now_ms / 1000).to_string(),
+                ),
+                (
+                    "portlog_retention_last_run_segments_deleted",
+                    "Segments the last recorded run deleted.",
+                    last.segments_deleted.to_string(),
+                ),
+                (
+                    "portlog_retention_last_run_bytes_freed",
+                    "Bytes the last recorded run freed.",
+                    last.bytes_freed.to_string(),
+                ),
+                (
+                    "portlog_log_oldest_record_timestamp_seconds",
+                    "Time of the oldest record held (0: empty log).",
+                    r.oldest_record_ms.map_or(0, |t| t / 1000).to_string(),
+                ),
+                (
+                    "portlog_retention_clock_refused",
+                    "1 when the clock is too far ahead of the last run and retention refuses to act.",
+                    u8::from(r.clock_warning.is_some()).to_string(),
+                ),
+            ];
+            for (n, help, v) in retention {
+                let kind = if n.ends_with("_total") { "counter" } else { "gauge" };
+                let _ = writeln!(o, "# HELP {n} {help}\n# TYPE {n} {kind}\n{n} {v}");
+            }
+        }
         o
     }
 }

@@ -1,5 +1,5 @@
 //! End to end: the real daemon on a loopback port, driven by the real `portlog` CLI: ingest with
-//! good and bad lines, trace, stats, a service not wired yet, restart persistence, SIGTERM.
+//! good and bad lines, trace and its filters, stats, retention, restart persistence, SIGTERM.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -96,14 +96,52 @@ fn ingest_trace_stats_restart_and_sigterm() {
     assert_eq!(s["records"], 3, "{s}");
     assert_eq!(s["oldest_record"], rfc3339_utc8(t0));
 
-    // Registered but not wired yet: exit 2 with a clear message.
-    let r = portlog(&["--endpoint", &ep, "retention", "run", "--dry-run"], None);
+    // Direction and limit filters; a sub-port nobody knows is an error, not an empty answer.
+    let r = portlog(&["--endpoint", &ep, "--json", "trace", "--number", A, "--direction", "mo"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = r.json_lines();
+    assert_eq!((got.len(), got[0]["dir"].as_str()), (1, Some("mo")), "{}", r.stdout);
+    let r = portlog(&["--endpoint", &ep, "--json", "trace", "--number", A, "--limit", "1"], None);
+    assert_eq!(r.json_lines().len(), 1, "{}", r.stdout);
+    assert_eq!(r.json_lines()[0]["dir"], "mt", "the first in time order");
+    let r = portlog(&["--endpoint", &ep, "trace", "--number", A, "--sub-port", "10699999"], None);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("not available on this server yet") && r.stderr.contains("Retention.Run"),
-        "{}",
-        r.stderr
+    assert!(r.stderr.contains("sub_port") && r.stderr.contains("10699999"), "{}", r.stderr);
+    let r = portlog(
+        &["--endpoint", &ep, "trace", "--number", A, "--from", &(t0 + 5).to_string(), "--to", &t0.to_string()],
+        None,
     );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("from"), "{}", r.stderr);
+
+    // Retention: seven-month-old back-filled records go, nothing younger does.
+    let old = t0 - 214 * 86_400_000;
+    let backfill =
+        format!(r#"{{"dir":"mt","sub_port":"{SP1}","peer":"{B}","ts":{old},"usage":"service","text":"old"}}"#);
+    let r = portlog(&["--endpoint", &ep, "--json", "ingest", "-"], Some(&backfill));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = portlog(&["--endpoint", &ep, "--json", "retention", "run", "--dry-run"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!((v["dry_run"].as_bool(), v["records_deleted"].as_u64()), (Some(true), Some(1)), "{v}");
+    assert_eq!(v["segments_deleted"], 1, "{v}");
+    let r = portlog(&["--endpoint", &ep, "--json", "retention", "run"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!((v["records_deleted"].as_u64(), v["dry_run"].as_bool()), (Some(1), Some(false)), "{v}");
+    assert!(v["bytes_freed"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["oldest_record"], rfc3339_utc8(t0), "{v}");
+    let r = portlog(&["--endpoint", &ep, "--json", "trace", "--number", B], None);
+    assert_eq!(r.json_lines().len(), 1, "only the recent record of B is left: {}", r.stdout);
+    let r = portlog(&["--endpoint", &ep, "--json", "retention", "history"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let h = r.json_lines();
+    assert_eq!(h.len(), 1, "the dry run is not kept: {}", r.stdout);
+    assert_eq!((h[0]["seq"].as_u64(), h[0]["records_deleted"].as_u64()), (Some(1), Some(1)), "{}", r.stdout);
+    let r = portlog(&["--endpoint", &ep, "--json", "audit", "list"], None);
+    assert!(r.stdout.contains("retention.run") && r.stdout.contains("retention.dry_run"), "{}", r.stdout);
+    let r = portlog(&["--endpoint", &ep, "--json", "stats"], None);
+    assert_eq!(r.json()["records"], 3);
 
     assert_eq!(d.sigterm().code(), Some(0));
 

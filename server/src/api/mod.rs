@@ -227,6 +227,7 @@ pub(crate) mod testing {
         let cfg = EngineConfig {
             log: LogConfig { shards: 1, sync: SyncPolicy::None, ..LogConfig::default() },
             registry: RegistryConfig { sync: false, ..RegistryConfig::default() },
+            ..EngineConfig::default()
         };
         let engine = Engine::open(dir, cfg, clock.clone()).unwrap();
         let state = Arc::new(AppState {
@@ -246,7 +247,8 @@ mod audited_tests {
     use crate::audit::Refusal;
     use crate::auth::{Caller, Role};
     use portlog_client::proto::{
-        consent_server::Consent, ledger_server::Ledger, rejects_server::Rejects, trace_server::Trace,
+        consent_server::Consent, ledger_server::Ledger, rejects_server::Rejects, retention_server::Retention,
+        trace_server::Trace,
     };
     use portlog_engine::registry::{AssignInput, ProviderInput};
     use tonic::{Code, Request};
@@ -308,6 +310,9 @@ mod audited_tests {
         let c = proto::ConsentRequest { sub_port: sp.into(), number: n.into(), evidence: "form 7".into(), at_ms: 0 };
         denied(consent.add(refused(c.clone())).await.map(drop));
         denied(consent.withdraw(refused(c)).await.map(drop));
+        let retention = retention::RetentionApi::new(st.clone());
+        let run = proto::RetentionRequest { dry_run: false, confirm_clock_until_ms: None };
+        denied(retention.run(refused(run)).await.map(drop));
 
         let got: Vec<_> = reg.audit_list(i64::MIN, i64::MAX).unwrap();
         let actions: Vec<&str> = got.iter().map(|e| crate::audit::split_action(&e.action).0).collect();
@@ -323,7 +328,8 @@ mod audited_tests {
                 "denied:reject.list",
                 "denied:reject.export",
                 "denied:consent.add",
-                "denied:consent.withdraw"
+                "denied:consent.withdraw",
+                "denied:retention.run"
             ]
         );
         // Import is the one audited method not called here.

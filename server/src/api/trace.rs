@@ -12,8 +12,8 @@
 use super::{deadline, parse_number, parse_sub_port, record_to_proto, State};
 use crate::audit::{Audit, Subject};
 use crate::error;
-use portlog_client::proto::{trace_server::Trace, TraceChunk, TraceRequest};
-use portlog_engine::{PhoneNumber, Record, SubPort};
+use portlog_client::proto::{self, trace_server::Trace, TraceChunk, TraceRequest};
+use portlog_engine::{Direction, Record, TraceQuery};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tokio::sync::mpsc::Sender;
@@ -42,20 +42,14 @@ type Tx = Sender<Result<TraceChunk, Status>>;
 
 /// One trace's arguments.
 struct Query {
-    number: PhoneNumber,
-    sub_port: Option<SubPort>,
-    from_ms: i64,
-    to_ms: i64,
+    q: TraceQuery,
     deadline: Option<Instant>,
 }
 
 impl Query {
     fn records(&self, state: &State) -> Result<impl Iterator<Item = Result<Record, Status>> + '_, Status> {
-        let it = state.log().read_number(self.number, self.from_ms, self.to_ms).map_err(error::status)?;
-        Ok(it.map(|r| r.map_err(error::status)).filter(|r| match (r, &self.sub_port) {
-            (Ok(rec), Some(sp)) => rec.sub_port == *sp,
-            _ => true,
-        }))
+        let it = state.engine.trace(&self.q).map_err(error::status)?;
+        Ok(it.map(|r| r.map_err(error::status)))
     }
 
     fn check(&self, tx: &Tx) -> Result<(), Status> {
@@ -96,7 +90,7 @@ fn run(state: &State, audit: &Audit, q: &Query, detail: String, tx: &Tx) -> Resu
     }
     q.check(tx)?;
     let subject =
-        Subject::none().number(&q.number.to_string()).sub_port(q.sub_port.as_ref().map_or("", |s| s.as_str()));
+        Subject::none().number(&q.q.number.to_string()).sub_port(q.q.sub_port.as_ref().map_or("", |s| s.as_str()));
     audit.record_blocking("trace", subject.detail(detail), count)?;
     let mut sent = 0u64;
     let mut chunk = Vec::with_capacity(chunk_max.min(count as usize));
@@ -139,19 +133,37 @@ impl Trace for TraceApi {
         audit.admit("trace", Subject::none().number(&r.number).sub_port(&r.sub_port)).await?;
         let number = parse_number("number", &r.number)?;
         let sub_port = if r.sub_port.is_empty() { None } else { Some(parse_sub_port("sub_port", &r.sub_port)?) };
-        let (from_ms, to_ms) = (r.from_ms.unwrap_or(0), r.to_ms.unwrap_or(i64::MAX));
-        if from_ms > to_ms {
-            return Err(error::invalid("window", format!("from ({from_ms} ms) is after to ({to_ms} ms)")));
-        }
-        let q = Query { number, sub_port, from_ms, to_ms, deadline };
-        let detail = match (r.from_ms, r.to_ms) {
-            (None, None) => String::new(),
-            (f, t) => format!(
-                "from_ms={} to_ms={}",
-                f.map_or("-".into(), |v| v.to_string()),
-                t.map_or("-".into(), |v| v.to_string())
-            ),
+        let direction = match proto::Direction::try_from(r.direction) {
+            Ok(proto::Direction::Unspecified) => None,
+            Ok(proto::Direction::Mt) => Some(Direction::Mt),
+            Ok(proto::Direction::Mo) => Some(Direction::Mo),
+            Err(_) => {
+                return Err(error::invalid("direction", format!("{} is not a direction (1 mt, 2 mo)", r.direction)))
+            }
         };
+        let limit = match r.limit {
+            None => None,
+            Some(0) => return Err(error::invalid("limit", "must be at least 1 (omit it for no limit)")),
+            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        };
+        let (from_ms, to_ms) = (r.from_ms.unwrap_or(0), r.to_ms.unwrap_or(i64::MAX));
+        let q = TraceQuery { number, from_ms, to_ms, sub_port, direction, limit };
+        q.validate().map_err(error::status)?;
+        let q = Query { q, deadline };
+        let mut detail: Vec<String> = Vec::new();
+        if let Some(f) = r.from_ms {
+            detail.push(format!("from_ms={f}"));
+        }
+        if let Some(t) = r.to_ms {
+            detail.push(format!("to_ms={t}"));
+        }
+        if let Some(d) = direction {
+            detail.push(format!("direction={}", if d == Direction::Mt { "mt" } else { "mo" }));
+        }
+        if let Some(l) = r.limit {
+            detail.push(format!("limit={l}"));
+        }
+        let detail = detail.join(" ");
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_BUFFERED);
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
@@ -161,7 +173,8 @@ impl Trace for TraceApi {
                     state.metrics.trace_records.fetch_add(sent, Relaxed);
                 }
                 Err(st) => {
-                    tracing::warn!(caller = %audit.caller().name, number = %q.number, reason = st.message(), "trace ended early");
+                    // No number here: the daemon's logs carry no personal data (the audit does).
+                    tracing::warn!(caller = %audit.caller().name, reason = st.message(), "trace ended early");
                     let _ = tx.blocking_send(Err(st));
                 }
             }

@@ -191,6 +191,21 @@ pub struct TraceArgs {
     /// Only this sub-port.
     #[arg(long)]
     pub sub_port: Option<String>,
+    /// Only MT (sent to the user) or only MO (sent by the user) messages.
+    #[arg(long, value_enum)]
+    pub direction: Option<DirArg>,
+    /// At most this many messages (the first ones in time order).
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+/// A message direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DirArg {
+    /// Mobile-terminated: the sub-port sent it.
+    Mt,
+    /// Mobile-originated: the user sent it.
+    Mo,
 }
 
 #[derive(Subcommand, Debug)]
@@ -321,7 +336,13 @@ pub enum RetentionCmd {
         /// Report what would go; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The server's clock has been checked: act even if it is far ahead of the last run,
+        /// as long as it reads at most this instant (RFC 3339 or ms since the epoch).
+        #[arg(long)]
+        confirm_clock_until: Option<String>,
     },
+    /// Every recorded run, oldest first.
+    History,
 }
 
 #[derive(Args, Debug)]

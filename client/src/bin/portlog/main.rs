@@ -66,6 +66,16 @@ fn ts_json(ms: i64) -> Value {
     }
 }
 
+/// A retention report: cli.md's four keys first, then the rest of the report.
+fn retention_json(r: &proto::RetentionReply) -> Value {
+    json!({"segments_deleted": r.segments_deleted, "records_deleted": r.records_deleted,
+           "bytes_freed": r.bytes_freed, "rejects_purged": r.rejects_purged, "consents_purged": r.consents_purged,
+           "dry_run": r.dry_run, "seq": r.seq, "trigger": r.trigger, "at": ts_json(r.now_ms),
+           "cutoff": ts_json(r.cutoff_ms), "months": r.months, "oldest_record": r.oldest_record_ms.map(ts_json),
+           "open_segments_sealed": r.open_segments_sealed, "duration_us": r.duration_us, "warnings": r.warnings,
+           "refused": if r.refused.is_empty() { Value::Null } else { r.refused.clone().into() }})
+}
+
 fn usage_proto(u: args::UsageArg) -> i32 {
     (match u {
         args::UsageArg::Commercial => proto::Usage::Commercial,
@@ -271,6 +281,12 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
                 from_ms: opt_time("--from", a.from.as_ref())?,
                 to_ms: opt_time("--to", a.to.as_ref())?,
                 sub_port: a.sub_port.unwrap_or_default(),
+                direction: match a.direction {
+                    None => proto::Direction::Unspecified,
+                    Some(args::DirArg::Mt) => proto::Direction::Mt,
+                    Some(args::DirArg::Mo) => proto::Direction::Mo,
+                } as i32,
+                limit: a.limit,
             };
             let mut stream = client.trace_client().trace(dl.rq(req)).await?.into_inner();
             while let Some(chunk) = stream.message().await? {
@@ -452,13 +468,18 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
                 );
             }
         }
-        Command::Retention(args::RetentionCmd::Run { dry_run }) => {
-            let r = client.retention_client().run(dl.rq(proto::RetentionRequest { dry_run })).await?.into_inner();
-            out::object(
-                json,
-                &json!({"segments_deleted": r.segments_deleted, "records_deleted": r.records_deleted,
-                        "bytes_freed": r.bytes_freed, "rejects_purged": r.rejects_purged, "dry_run": r.dry_run}),
-            );
+        Command::Retention(args::RetentionCmd::Run { dry_run, confirm_clock_until }) => {
+            let confirm_clock_until_ms = opt_time("--confirm-clock-until", confirm_clock_until.as_ref())?;
+            let req = proto::RetentionRequest { dry_run, confirm_clock_until_ms };
+            let r = client.retention_client().run(dl.rq(req)).await?.into_inner();
+            out::object(json, &retention_json(&r));
+        }
+        Command::Retention(args::RetentionCmd::History) => {
+            let req = proto::RetentionHistoryRequest {};
+            let mut stream = client.retention_client().history(dl.rq(req)).await?.into_inner();
+            while let Some(r) = stream.message().await? {
+                out::line(json, &retention_json(&r));
+            }
         }
         Command::Inspect(a) => {
             let req = proto::InspectRequest {
