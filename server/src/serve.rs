@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// TLS files given on the command line.
@@ -127,7 +126,11 @@ pub async fn run(engine: Engine, clock: SharedClock, opts: Options) -> Result<()
     };
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+    // TCP_NODELAY on every accepted connection: `serve_with_incoming` ignores the builder's
+    // setting, and with Nagle's algorithm a response that follows another on the same
+    // connection waits for the peer's delayed ACK (40 ms): measured as 44 ms per CheckBatch.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
     }));
     let st = engine.log().stats();
