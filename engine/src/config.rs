@@ -47,10 +47,17 @@ pub struct LogConfig {
     pub append_records_max: usize,
     /// An open segment reaching this size is sealed and a new one started, in bytes.
     pub segment_bytes_max: u64,
-    /// Uncompressed size at which a sealed segment's block is cut, in bytes.
+    /// Uncompressed size at which a sealed segment's block is cut, in bytes (default 8 KiB: a
+    /// trace decompresses one block per record it returns, so small blocks keep it fast; the
+    /// segment's dictionary keeps their ratio; docs/benchmarks.md, "Trace").
     pub block_bytes_max: usize,
     /// zstd level of sealed blocks (1-22).
     pub zstd_level: i32,
+    /// Largest zstd dictionary trained per sealed segment (on its first 4 MiB of blocks) and
+    /// used for all its blocks, in bytes; 0: blocks compressed alone. A dictionary lets small
+    /// blocks (fast point reads: a trace decompresses one block per record it returns) keep
+    /// the ratio of large ones.
+    pub zstd_dict_bytes: usize,
     /// A bucket's open segment is sealed once the clock is this far past the bucket's end, in
     /// ms (default 2 hours: late delivery reports still land in the open segment).
     pub seal_grace_ms: i64,
@@ -78,8 +85,9 @@ impl Default for LogConfig {
             text_bytes_max: 16 << 10,
             append_records_max: 100_000,
             segment_bytes_max: 128 << 20,
-            block_bytes_max: 256 << 10,
+            block_bytes_max: 8 << 10,
             zstd_level: 9,
+            zstd_dict_bytes: 64 << 10,
             seal_grace_ms: 2 * 3_600_000,
             seal_idle_ms: 15 * 60_000,
             open_segments_max: 8,
@@ -117,6 +125,9 @@ impl LogConfig {
         }
         if !(1..=22).contains(&self.zstd_level) {
             return bad("zstd_level", "must be 1..=22");
+        }
+        if self.zstd_dict_bytes != 0 && !(4096..=1 << 20).contains(&self.zstd_dict_bytes) {
+            return bad("zstd_dict_bytes", "must be 0 (no dictionary) or 4 KiB..=1 MiB");
         }
         if self.open_segments_max == 0 {
             return bad("open_segments_max", "must be positive");

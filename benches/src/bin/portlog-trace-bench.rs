@@ -65,7 +65,8 @@ const USAGE: &str = "usage: portlog-trace-bench [--records N] [--days 150] [--sh
                      emptied page cache (default 3)
   --numbers N        distinct numbers of the workload (default 1000000, the generator's)
   --seed N           workload and sampling seed (default 42)
-  --block-kib N      block_bytes_max of the sealed segments in KiB (default 256, LogConfig's)
+  --block-kib N      block_bytes_max of the sealed segments in KiB (default: LogConfig's)
+  --dict-kib N       zstd_dict_bytes of the sealed segments in KiB, 0 for none (default: LogConfig's)
   --dir DIR          where the temporary data directory goes; removed afterwards
   --data DIR         keep the data directory in DIR, reusing it if it matches
   --json             one JSON object instead of the text report";
@@ -87,6 +88,7 @@ struct Args {
     numbers: u64,
     seed: u64,
     block_kib: usize,
+    dict_kib: usize,
     dir: Option<PathBuf>,
     data: Option<PathBuf>,
     json: bool,
@@ -107,7 +109,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         reopen_queries: 3,
         numbers: 1_000_000,
         seed: 42,
-        block_kib: 256,
+        block_kib: LogConfig::default().block_bytes_max >> 10,
+        dict_kib: LogConfig::default().zstd_dict_bytes >> 10,
         dir: None,
         data: None,
         json: false,
@@ -136,6 +139,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             "--numbers" => a.numbers = parse_num(&flag, &v)?,
             "--seed" => a.seed = parse_num(&flag, &v)?,
             "--block-kib" => a.block_kib = parse_num(&flag, &v)?,
+            "--dict-kib" => a.dict_kib = parse_num(&flag, &v)?,
             "--dir" => a.dir = Some(PathBuf::from(v)),
             "--data" => a.data = Some(PathBuf::from(v)),
             _ => bail!("unknown flag {flag:?}\n{USAGE}"),
@@ -166,6 +170,8 @@ struct DataSet {
     seed: u64,
     #[serde(default = "default_block_kib")]
     block_kib: usize,
+    #[serde(default)]
+    dict_kib: usize,
     /// Seconds the load took (generation, appends and sealing).
     load_secs: f64,
 }
@@ -178,7 +184,13 @@ const SET_FILE: &str = "trace-bench-set.json";
 const NUMBERS_FILE: &str = "trace-bench-numbers.bin";
 
 fn config(a: &Args) -> LogConfig {
-    LogConfig { shards: a.shards, sync: SyncPolicy::None, block_bytes_max: a.block_kib << 10, ..LogConfig::default() }
+    LogConfig {
+        shards: a.shards,
+        sync: SyncPolicy::None,
+        block_bytes_max: a.block_kib << 10,
+        zstd_dict_bytes: a.dict_kib << 10,
+        ..LogConfig::default()
+    }
 }
 
 /// Time after the last record: the engine clock of the whole benchmark.
@@ -251,6 +263,7 @@ fn prepare(a: &Args, data: &Path) -> Result<(Vec<u64>, f64, bool)> {
         numbers: a.numbers,
         seed: a.seed,
         block_kib: a.block_kib,
+        dict_kib: a.dict_kib,
         load_secs,
     };
     if let Ok(s) = std::fs::read_to_string(data.join(SET_FILE)) {
@@ -416,6 +429,7 @@ struct Report {
     days: i64,
     shards: u32,
     block_kib: usize,
+    dict_kib: usize,
     distinct_numbers: usize,
     load_secs: f64,
     reused: bool,
@@ -582,6 +596,7 @@ fn main() -> Result<()> {
         days: a.days,
         shards: a.shards,
         block_kib: a.block_kib,
+        dict_kib: a.dict_kib,
         distinct_numbers: numbers.len(),
         load_secs,
         reused,
@@ -619,12 +634,13 @@ fn print_report(r: &Report) {
     let mb = |b: u64| b as f64 / 1e6;
     println!("machine: {}; data in {} ({})", r.machine, r.data_dir, r.fs);
     println!(
-        "data: {} records, {} days x {} shards = {} sealed segments ({} KiB blocks), {} distinct numbers; load {:.0} s{}",
+        "data: {} records, {} days x {} shards = {} sealed segments ({} KiB blocks, {} KiB dictionary), {} distinct numbers; load {:.0} s{}",
         r.records,
         r.days,
         r.shards,
         f.segments,
         r.block_kib,
+        r.dict_kib,
         r.distinct_numbers,
         r.load_secs,
         if r.reused { " (reused)" } else { "" }

@@ -36,7 +36,20 @@ pub enum SectionKind {
     Numbers = 3,
     /// Split-block Bloom filter of the numbers (optional: segments written before it have none).
     NumberFilter = 4,
+    /// The zstd dictionary the segment's flagged blocks were compressed with (format version 2).
+    Dictionary = 5,
 }
+
+/// Block flag: compressed with the segment's dictionary (section kind 5).
+pub const BLOCK_FLAG_DICT: u32 = 1;
+/// Trailer format version of a segment without a dictionary (every block flag 0).
+pub const SEALED_VERSION_PLAIN: u16 = 1;
+/// Trailer format version of a segment with a dictionary section.
+pub const SEALED_VERSION_DICT: u16 = 2;
+/// Raw block bytes the sealer gathers to train a segment's dictionary on (the first blocks).
+const DICT_SAMPLE_BYTES: usize = 4 << 20;
+/// Fewest blocks worth a dictionary: with fewer, the blocks are compressed alone.
+const DICT_MIN_BLOCKS: usize = 8;
 
 /// One block's entry in the block table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +62,8 @@ pub struct BlockMeta {
     pub rlen: u32,
     /// Records in the block.
     pub count: u32,
+    /// [`BLOCK_FLAG_DICT`] or 0.
+    pub flags: u32,
     /// Smallest record time.
     pub min_ts_ms: i64,
     /// Largest record time.
@@ -76,16 +91,51 @@ pub struct SealStats {
     pub bytes: u64,
     /// Bytes of the footer indexes (sub-ports, numbers, block table).
     pub index_bytes: u64,
+    /// Bytes of the compression dictionary (0: none).
+    pub dict_bytes: u64,
+}
+
+/// How a sealer compresses blocks: the level, and the dictionary once trained.
+struct BlockCompressor {
+    dict: Option<Vec<u8>>,
+    zc: zstd::bulk::Compressor<'static>,
+}
+
+impl BlockCompressor {
+    /// Trains a dictionary of at most `dict_bytes_max` bytes on `samples` when there are enough
+    /// of them; without one (too few samples, training failed, `dict_bytes_max` 0) blocks are
+    /// compressed alone.
+    fn new(level: i32, dict_bytes_max: usize, samples: &[Vec<u8>], path: &Path) -> Result<Self> {
+        let dict = if dict_bytes_max > 0 && samples.len() >= DICT_MIN_BLOCKS {
+            zstd::dict::from_samples(samples, dict_bytes_max).ok().filter(|d| !d.is_empty())
+        } else {
+            None
+        };
+        let zc = match &dict {
+            Some(d) => zstd::bulk::Compressor::with_dictionary(level, d),
+            None => zstd::bulk::Compressor::new(level),
+        }
+        .map_err(Error::io("set up zstd for", path))?;
+        Ok(Self { dict, zc })
+    }
+
+    fn compress(&mut self, raw: &[u8], path: &Path) -> Result<(Vec<u8>, u32)> {
+        let comp = self.zc.compress(raw).map_err(Error::io("compress block for", path))?;
+        Ok((comp, if self.dict.is_some() { BLOCK_FLAG_DICT } else { 0 }))
+    }
 }
 
 /// Writes a sealed segment holding `records` (sorted by time, ties in arrival order) to `path`
-/// and fsyncs it. `records` is consumed block by block so that only one block is held encoded.
+/// and fsyncs it. `records` is consumed block by block; the first blocks (up to 4 MiB raw) are
+/// held to train the segment's zstd dictionary of at most `dict_bytes_max` bytes (0: none),
+/// then every block is compressed with it and written.
 pub fn write_sealed<I>(
     path: &Path,
     header: SegmentHeader,
     records: I,
     block_bytes_max: usize,
     zstd_level: i32,
+    dict_bytes_max: usize,
 ) -> Result<SealStats>
 where
     I: Iterator<Item = Result<Record>>,
@@ -102,58 +152,106 @@ where
     let mut pending_bytes = 0usize;
     let (mut total, mut min_ts, mut max_ts) = (0u64, i64::MAX, i64::MIN);
     let mut last_ts = i64::MIN;
+    // Encoded blocks not yet written (while the dictionary's samples are gathered), with their
+    // (count, min_ts, max_ts); the compressor once the dictionary is decided.
+    let mut staged: Vec<(Vec<u8>, (u32, i64, i64))> = Vec::new();
+    let mut staged_bytes = 0usize;
+    let mut next_id = 0u32;
+    let mut zc: Option<BlockCompressor> = None;
 
-    let mut flush =
-        |pending: &mut Vec<Record>, w: &mut BufWriter<File>, pos: &mut u64, metas: &mut Vec<BlockMeta>| -> Result<()> {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let id = metas.len() as u32;
-            for r in pending.iter() {
-                let b = sub_ports.entry(r.sub_port.as_str().to_owned()).or_default();
-                if b.last() != Some(&id) {
-                    b.push(id);
-                }
-                let b = numbers.entry(r.peer.as_u64()).or_default();
-                if b.last() != Some(&id) {
-                    b.push(id);
-                }
-            }
-            let refs: Vec<&Record> = pending.iter().collect();
-            let raw = block::encode(&refs);
-            let comp = zstd::bulk::compress(&raw, zstd_level).map_err(Error::io("compress block for", path))?;
-            metas.push(BlockMeta {
-                offset: *pos,
-                clen: comp.len() as u32,
-                rlen: raw.len() as u32,
-                count: pending.len() as u32,
-                min_ts_ms: pending.first().map_or(0, |r| r.ts_ms),
-                max_ts_ms: pending.last().map_or(0, |r| r.ts_ms),
-                checksum: checksum(&[&comp]),
-            });
-            w.write_all(&comp).map_err(Error::io("write", path))?;
-            *pos += comp.len() as u64;
-            pending.clear();
-            Ok(())
-        };
+    let emit = |raw: &[u8],
+                (count, lo, hi): (u32, i64, i64),
+                zc: &mut BlockCompressor,
+                w: &mut BufWriter<File>,
+                pos: &mut u64,
+                metas: &mut Vec<BlockMeta>|
+     -> Result<()> {
+        let (comp, flags) = zc.compress(raw, path)?;
+        metas.push(BlockMeta {
+            offset: *pos,
+            clen: comp.len() as u32,
+            rlen: raw.len() as u32,
+            count,
+            flags,
+            min_ts_ms: lo,
+            max_ts_ms: hi,
+            checksum: checksum(&[&comp]),
+        });
+        w.write_all(&comp).map_err(Error::io("write", path))?;
+        *pos += comp.len() as u64;
+        Ok(())
+    };
 
-    for r in records {
-        let r = r?;
-        if r.ts_ms < last_ts {
-            return Err(Error::invalid("ts", "records given to the sealer are not sorted by time"));
+    // Encodes the pending records as block `next_id` and records it in the indexes.
+    let mut encode = |pending: &mut Vec<Record>, next_id: &mut u32| -> Option<(Vec<u8>, (u32, i64, i64))> {
+        if pending.is_empty() {
+            return None;
         }
-        last_ts = r.ts_ms;
-        total += 1;
-        min_ts = min_ts.min(r.ts_ms);
-        max_ts = max_ts.max(r.ts_ms);
-        pending_bytes += r.text.len() + r.sub_port.as_str().len() + 16;
-        pending.push(r);
-        if pending_bytes >= block_bytes_max || pending.len() >= block::BLOCK_RECORDS_MAX {
-            flush(&mut pending, &mut w, &mut pos, &mut metas)?;
-            pending_bytes = 0;
+        let id = *next_id;
+        *next_id += 1;
+        for r in pending.iter() {
+            let b = sub_ports.entry(r.sub_port.as_str().to_owned()).or_default();
+            if b.last() != Some(&id) {
+                b.push(id);
+            }
+            let b = numbers.entry(r.peer.as_u64()).or_default();
+            if b.last() != Some(&id) {
+                b.push(id);
+            }
+        }
+        let refs: Vec<&Record> = pending.iter().collect();
+        let raw = block::encode(&refs);
+        let span =
+            (pending.len() as u32, pending.first().map_or(0, |r| r.ts_ms), pending.last().map_or(0, |r| r.ts_ms));
+        pending.clear();
+        Some((raw, span))
+    };
+
+    let mut done = false;
+    let mut records = records;
+    while !done {
+        let next = records.next().transpose()?;
+        let cut = match next {
+            Some(r) => {
+                if r.ts_ms < last_ts {
+                    return Err(Error::invalid("ts", "records given to the sealer are not sorted by time"));
+                }
+                last_ts = r.ts_ms;
+                total += 1;
+                min_ts = min_ts.min(r.ts_ms);
+                max_ts = max_ts.max(r.ts_ms);
+                pending_bytes += r.text.len() + r.sub_port.as_str().len() + 16;
+                pending.push(r);
+                pending_bytes >= block_bytes_max || pending.len() >= block::BLOCK_RECORDS_MAX
+            }
+            None => {
+                done = true;
+                true
+            }
+        };
+        if !cut {
+            continue;
+        }
+        pending_bytes = 0;
+        if let Some(block) = encode(&mut pending, &mut next_id) {
+            match zc.as_mut() {
+                Some(c) => emit(&block.0, block.1, c, &mut w, &mut pos, &mut metas)?,
+                None => {
+                    staged_bytes += block.0.len();
+                    staged.push(block);
+                }
+            }
+        }
+        if zc.is_none() && (done || staged_bytes >= DICT_SAMPLE_BYTES) {
+            let samples: Vec<Vec<u8>> = staged.iter().map(|(raw, _)| raw.clone()).collect();
+            let mut c = BlockCompressor::new(zstd_level, dict_bytes_max, &samples, path)?;
+            for (raw, span) in staged.drain(..) {
+                emit(&raw, span, &mut c, &mut w, &mut pos, &mut metas)?;
+            }
+            zc = Some(c);
         }
     }
-    flush(&mut pending, &mut w, &mut pos, &mut metas)?;
+    let dict = zc.and_then(|c| c.dict);
 
     let mut table = Vec::with_capacity(metas.len() * BLOCK_ENTRY_LEN);
     for m in &metas {
@@ -161,24 +259,33 @@ where
         table.extend_from_slice(&m.clen.to_le_bytes());
         table.extend_from_slice(&m.rlen.to_le_bytes());
         table.extend_from_slice(&m.count.to_le_bytes());
-        table.extend_from_slice(&0u32.to_le_bytes());
+        table.extend_from_slice(&m.flags.to_le_bytes());
         table.extend_from_slice(&m.min_ts_ms.to_le_bytes());
         table.extend_from_slice(&m.max_ts_ms.to_le_bytes());
         table.extend_from_slice(&m.checksum.to_le_bytes());
     }
-    let bodies = [
+    let mut bodies = vec![
         (SectionKind::Blocks, table),
         (SectionKind::SubPorts, index::encode_sub_ports(&sub_ports)),
         (SectionKind::Numbers, index::encode_numbers(&numbers)),
         (SectionKind::NumberFilter, filter::encode(numbers.keys().copied())),
     ];
+    let dict_bytes = dict.as_ref().map_or(0, |d| d.len() as u64);
+    let version = if let Some(d) = dict {
+        bodies.push((SectionKind::Dictionary, d));
+        SEALED_VERSION_DICT
+    } else {
+        SEALED_VERSION_PLAIN
+    };
     let mut sections = Vec::new();
     let mut index_bytes = 0u64;
     for (kind, body) in &bodies {
         sections.push(Section { kind: *kind as u32, offset: pos, len: body.len() as u64, checksum: checksum(&[body]) });
         wr(&mut w, body)?;
         pos += body.len() as u64;
-        index_bytes += body.len() as u64;
+        if *kind != SectionKind::Dictionary {
+            index_bytes += body.len() as u64;
+        }
     }
     let sections_off = pos;
     let mut tail = Vec::with_capacity(sections.len() * SECTION_LEN + TRAILER_LEN);
@@ -197,7 +304,7 @@ where
     tail.extend_from_slice(&max_ts.to_le_bytes());
     tail.extend_from_slice(&sections_off.to_le_bytes());
     tail.extend_from_slice(&(sections.len() as u32).to_le_bytes());
-    tail.extend_from_slice(&super::frame::FORMAT_VERSION.to_le_bytes());
+    tail.extend_from_slice(&version.to_le_bytes());
     tail.extend_from_slice(&0u16.to_le_bytes());
     let c = checksum(&[&tail]);
     tail.extend_from_slice(&c.to_le_bytes());
@@ -211,26 +318,33 @@ where
         blocks: metas.len() as u32,
         bytes: pos,
         index_bytes: index_bytes + tail.len() as u64,
+        dict_bytes,
     })
 }
 
 thread_local! {
     /// One zstd decompression context per reading thread: creating one per block costs about a
     /// third of decompressing a 256 KiB block.
-    static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+    static DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Decompresses one block of `rlen` bytes with the thread's context.
-fn decompress(comp: &[u8], rlen: usize) -> std::io::Result<Vec<u8>> {
+/// Decompresses one block of `rlen` bytes with the thread's context, and `dict` when the block
+/// was compressed with the segment's dictionary.
+fn decompress(
+    comp: &[u8],
+    rlen: usize,
+    dict: Option<&zstd::zstd_safe::DDict<'static>>,
+) -> std::result::Result<Vec<u8>, String> {
     DCTX.with(|c| {
-        let mut c = c.try_borrow_mut().map_err(std::io::Error::other)?;
-        if c.is_none() {
-            *c = Some(zstd::bulk::Decompressor::new()?);
-        }
-        match c.as_mut() {
-            Some(d) => d.decompress(comp, rlen),
-            None => zstd::bulk::decompress(comp, rlen),
-        }
+        let mut c = c.try_borrow_mut().map_err(|e| e.to_string())?;
+        let ctx = c.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+        let mut out: Vec<u8> = Vec::with_capacity(rlen);
+        let r = match dict {
+            Some(d) => ctx.decompress_using_ddict(&mut out, comp, d),
+            None => ctx.decompress(&mut out, comp),
+        };
+        r.map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
+        Ok(out)
     })
 }
 
@@ -279,6 +393,10 @@ pub struct SealedSegment {
     /// The number filter, copied to memory once its checksum has been verified (it is about
     /// 1.5 bytes per distinct number); `None` when the segment has no filter section.
     number_filter: OnceLock<Option<(u64, Box<[u8]>)>>,
+    /// The trailer's format version ([`SEALED_VERSION_PLAIN`] or [`SEALED_VERSION_DICT`]).
+    version: u16,
+    /// The zstd dictionary, loaded once its checksum has been verified.
+    dict: OnceLock<zstd::zstd_safe::DDict<'static>>,
 }
 
 impl std::fmt::Debug for SealedSegment {
@@ -318,7 +436,7 @@ impl SealedSegment {
         if checksum(&[&map[so..len - 16]]) != stored {
             return Err(corrupt(so, "footer checksum mismatch"));
         }
-        if version != super::frame::FORMAT_VERSION {
+        if version != SEALED_VERSION_PLAIN && version != SEALED_VERSION_DICT {
             return Err(corrupt(t0, "unsupported format version"));
         }
         let mut sections = Vec::with_capacity(n);
@@ -347,6 +465,8 @@ impl SealedSegment {
             sub_ports: OnceLock::new(),
             numbers: OnceLock::new(),
             number_filter: OnceLock::new(),
+            version,
+            dict: OnceLock::new(),
         })
     }
 
@@ -409,12 +529,13 @@ impl SealedSegment {
                 let clen = r.u32()?;
                 let rlen = r.u32()?;
                 let count = r.u32()?;
-                let _ = r.u32()?;
+                let flags = r.u32()?;
                 Ok(BlockMeta {
                     offset,
                     clen,
                     rlen,
                     count,
+                    flags,
                     min_ts_ms: r.i64()?,
                     max_ts_ms: r.i64()?,
                     checksum: r.u64()?,
@@ -423,6 +544,11 @@ impl SealedSegment {
             .map_err(|d| self.corrupt(at, d))?;
             if m.offset != end || m.min_ts_ms > m.max_ts_ms {
                 return Err(self.corrupt(at, "block table entry out of order"));
+            }
+            let allowed = if self.version == SEALED_VERSION_DICT { BLOCK_FLAG_DICT } else { 0 };
+            if m.flags & !allowed != 0 {
+                return Err(self
+                    .corrupt(at, format!("block flags {:#x} not valid in format version {}", m.flags, self.version)));
             }
             end = m.offset + u64::from(m.clen);
             count += u64::from(m.count);
@@ -442,12 +568,22 @@ impl SealedSegment {
         if checksum(&[comp]) != m.checksum {
             return Err(self.corrupt(m.offset, format!("block {i} checksum mismatch")));
         }
-        let raw =
-            decompress(comp, m.rlen as usize).map_err(|e| self.corrupt(m.offset, format!("block {i}: zstd: {e}")))?;
+        let dict = if m.flags & BLOCK_FLAG_DICT != 0 { Some(self.dictionary()?) } else { None };
+        let raw = decompress(comp, m.rlen as usize, dict)
+            .map_err(|e| self.corrupt(m.offset, format!("block {i}: zstd: {e}")))?;
         if raw.len() != m.rlen as usize {
             return Err(self.corrupt(m.offset, format!("block {i}: decompressed length differs from the table")));
         }
         Ok((m, raw))
+    }
+
+    /// The segment's dictionary, its section verified on first use.
+    fn dictionary(&self) -> Result<&zstd::zstd_safe::DDict<'static>> {
+        if let Some(d) = self.dict.get() {
+            return Ok(d);
+        }
+        let (_, body) = self.section(SectionKind::Dictionary)?;
+        Ok(self.dict.get_or_init(|| zstd::zstd_safe::DDict::create(body)))
     }
 
     /// Reads, verifies and decodes block `i`.
@@ -547,5 +683,112 @@ impl SealedSegment {
         // same bytes back in from the file. No reference into the map is invalidated.
         unsafe { self.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
             .map_err(Error::io("madvise", &self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::record::{Direction, PhoneNumber, SubPort, Usage};
+
+    fn records(n: u64) -> Vec<Record> {
+        (0..n)
+            .map(|i| Record {
+                dir: Direction::Mt,
+                sub_port: SubPort::parse(&format!("1069012{:03}", i % 97)).unwrap(),
+                peer: PhoneNumber::from_u64(13_800_000_000 + (i * 7_919) % 1_000_000).unwrap(),
+                ts_ms: 1_777_564_800_000 + i as i64 * 1_000,
+                usage: Some(Usage::Commercial),
+                text: format!("【星河银行】尊敬的客户，您的第{i}号积分活动即将结束，满{}减20。拒收请回复R", i % 300),
+            })
+            .collect()
+    }
+
+    fn seal(dir: &Path, name: &str, recs: &[Record], block: usize, dict: usize) -> (SealStats, SealedSegment) {
+        let path = dir.join(name);
+        let h = SegmentHeader { shard: 0, bucket_start_ms: 1_777_564_800_000, gen: 0 };
+        let st = write_sealed(&path, h, recs.iter().cloned().map(Ok), block, 9, dict).unwrap();
+        (st, SealedSegment::open(&path).unwrap())
+    }
+
+    fn read_all(seg: &SealedSegment) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for i in 0..seg.blocks()?.len() {
+            out.extend(seg.read_block(i)?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_dictionary_segment_reads_back_and_is_smaller_than_plain_small_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(40_000);
+        let (plain_st, plain) = seal(dir.path(), "plain.seg", &recs, 16 << 10, 0);
+        let (dict_st, dict) = seal(dir.path(), "dict.seg", &recs, 16 << 10, 64 << 10);
+        assert_eq!((plain.version, dict.version), (SEALED_VERSION_PLAIN, SEALED_VERSION_DICT));
+        assert_eq!(plain_st.dict_bytes, 0);
+        assert!(dict_st.dict_bytes > 0 && dict.section_bytes(SectionKind::Dictionary) == dict_st.dict_bytes);
+        assert!(dict.blocks().unwrap().iter().all(|m| m.flags == BLOCK_FLAG_DICT));
+        assert!(plain.blocks().unwrap().iter().all(|m| m.flags == 0));
+        assert_eq!(read_all(&plain).unwrap(), recs);
+        assert_eq!(read_all(&dict).unwrap(), recs);
+        let n = recs[12_345].peer.as_u64();
+        let b = dict.blocks_of_number(n).unwrap()[0] as usize;
+        assert!(dict.read_block_of_number(b, n).unwrap().contains(&recs[12_345]));
+        assert!(dict_st.bytes < plain_st.bytes, "dictionary {} B against plain {} B", dict_st.bytes, plain_st.bytes);
+    }
+
+    #[test]
+    fn few_blocks_get_no_dictionary() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(200);
+        let (st, seg) = seal(dir.path(), "small.seg", &recs, 16 << 10, 64 << 10);
+        assert_eq!((st.dict_bytes, seg.version), (0, SEALED_VERSION_PLAIN));
+        assert_eq!(read_all(&seg).unwrap(), recs);
+    }
+
+    #[test]
+    fn a_damaged_dictionary_is_an_error_naming_the_file_never_a_wrong_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(40_000);
+        let (_, seg) = seal(dir.path(), "dict.seg", &recs, 16 << 10, 64 << 10);
+        let s = *seg.sections.iter().find(|s| s.kind == SectionKind::Dictionary as u32).unwrap();
+        let path = seg.path().to_owned();
+        drop(seg);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[(s.offset + s.len / 2) as usize] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let seg = SealedSegment::open(&path).unwrap();
+        let e = seg.read_block(0).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("dict.seg") && e.to_string().contains("Dictionary"), "{e}");
+    }
+
+    #[test]
+    fn a_dictionary_flag_in_a_version_1_segment_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = records(5_000);
+        let (_, seg) = seal(dir.path(), "plain.seg", &recs, 16 << 10, 0);
+        let (off, body) = seg.section(SectionKind::Blocks).unwrap();
+        let (off, len) = (off as usize, body.len());
+        let ix = seg.sections.iter().position(|s| s.kind == SectionKind::Blocks as u32).unwrap();
+        let n = seg.sections.len();
+        let path = seg.path().to_owned();
+        drop(seg);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Set flag 1 in block 0's entry and fix every checksum over it, so that only the flag
+        // is wrong.
+        bytes[off + 20] = 1;
+        let t0 = bytes.len() - TRAILER_LEN;
+        let so = t0 - n * SECTION_LEN;
+        let c = checksum(&[&bytes[off..off + len]]);
+        bytes[so + ix * SECTION_LEN + 24..so + ix * SECTION_LEN + 32].copy_from_slice(&c.to_le_bytes());
+        let c = checksum(&[&bytes[so..bytes.len() - 16]]);
+        bytes[t0 + 40..t0 + 48].copy_from_slice(&c.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let seg = SealedSegment::open(&path).unwrap();
+        let e = seg.blocks().unwrap_err();
+        assert!(e.to_string().contains("not valid in format version 1"), "{e}");
     }
 }

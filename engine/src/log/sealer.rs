@@ -54,8 +54,14 @@ pub fn seal(shard: &Shard, seg: &Arc<OpenSegment>, cfg: &LogConfig) -> Result<()
     let tmp = shard.dir.join(format!("{stem}.seg.tmp"));
     let dst = shard.dir.join(format!("{stem}.seg"));
     let started = std::time::Instant::now();
-    let stats = match write_sealed(&tmp, h, rows.iter().map(|&r| seg.read_row(r)), cfg.block_bytes_max, cfg.zstd_level)
-    {
+    let stats = match write_sealed(
+        &tmp,
+        h,
+        rows.iter().map(|&r| seg.read_row(r)),
+        cfg.block_bytes_max,
+        cfg.zstd_level,
+        cfg.zstd_dict_bytes,
+    ) {
         Ok(s) => s,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
