@@ -136,7 +136,7 @@ fn write(state: &State, entry: AuditEntry) -> Result<(), Status> {
         target: "portlog::audit",
         who = %entry.who,
         action = entry.action.as_str(),
-        number = entry.number.as_deref().unwrap_or(""),
+        // Never the number: the daemon's logs carry no personal data (the audit trail does).
         sub_port = entry.sub_port.as_deref().unwrap_or(""),
         records = entry.records,
         "audit"

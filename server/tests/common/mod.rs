@@ -30,11 +30,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `portlog-server --data-dir DIR --listen 127.0.0.1:0 EXTRA…` and waits until ready.
     pub fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        Self::start_env(dir, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(SERVER)
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
