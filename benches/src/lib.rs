@@ -29,6 +29,7 @@
 
 pub mod disk;
 pub mod generator;
+pub mod host;
 pub mod rocks;
 pub mod templates;
 

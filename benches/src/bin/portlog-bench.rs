@@ -130,15 +130,7 @@ struct Machine {
 
 impl Machine {
     fn probe(dir: &Path) -> Self {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|m| m.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown".into());
+        let cpu = portlog_benches::host::cpu_model().unwrap_or_else(|| "unknown".into());
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
@@ -146,8 +138,7 @@ impl Machine {
             nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu,
             date: portlog_engine::time::rfc3339_utc8(now_ms),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map_or_else(|_| "?".into(), |s| s.trim().into()),
+            kernel: portlog_benches::host::kernel_release().unwrap_or_else(|| "?".into()),
             dir: dir.display().to_string(),
             fs: fs_type(dir).unwrap_or_else(|| "?".into()),
         }

@@ -1315,15 +1315,9 @@ struct Output<'a> {
 
 fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
-        })
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpus} CPUs ({model}), kernel {}", kernel.trim())
+    let model = portlog_benches::host::cpu_model().unwrap_or_default();
+    let kernel = portlog_benches::host::kernel_release().unwrap_or_default();
+    format!("{cpus} CPUs ({model}), kernel {kernel}")
 }
 
 // ---------------------------------------------------------------- main

@@ -686,7 +686,7 @@ fn main() -> Result<()> {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let machine = Machine {
         nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "?".into(), |s| s.trim().into()),
+        kernel: portlog_benches::host::kernel_release().unwrap_or_else(|| "?".into()),
         date: rfc3339_utc8(now_ms),
         dir: scratch.path().display().to_string(),
         fs: fs_type(scratch.path()).unwrap_or_else(|| "?".into()),

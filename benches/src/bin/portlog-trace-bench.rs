@@ -457,18 +457,9 @@ struct Report {
 }
 
 fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown cpu".into());
+    let cpu = portlog_benches::host::cpu_model().unwrap_or_else(|| "unknown cpu".into());
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let kernel =
-        std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "?".into(), |s| s.trim().to_owned());
+    let kernel = portlog_benches::host::kernel_release().unwrap_or_else(|| "?".into());
     format!("{nproc} cpus, {cpu}, kernel {kernel}")
 }
 
