@@ -213,11 +213,17 @@ impl Retention {
         })
     }
 
+    /// The instant an operator confirmed the clock up to (the run's option, else the
+    /// configuration's), if `now` is within it.
+    fn confirmed_until(&self, now: i64, confirm: Option<i64>) -> Option<i64> {
+        confirm.or(self.confirm_until_ms).filter(|&c| now <= c)
+    }
+
     /// The refusal for a clock `now` too far ahead of the reference, unless confirmed.
     fn clock_check(&self, now: i64, reference: Option<(i64, &'static str)>, confirm: Option<i64>) -> Option<Error> {
         let (r, what) = reference?;
         let ahead = now - r;
-        let confirmed = confirm.or(self.confirm_until_ms).is_some_and(|c| now <= c);
+        let confirmed = self.confirmed_until(now, confirm).is_some();
         (ahead > self.cfg.clock_jump_max_ms && !confirmed).then_some(Error::ClockAhead {
             now_ms: now,
             reference_ms: r,
@@ -264,7 +270,7 @@ impl Retention {
                 tracing::warn!("retention: {msg}");
                 report.warnings.push(msg);
             } else if now - r > self.cfg.clock_jump_max_ms {
-                if let Some(c) = opts.confirm_clock_until_ms.or(self.confirm_until_ms).filter(|&c| now <= c) {
+                if let Some(c) = self.confirmed_until(now, opts.confirm_clock_until_ms) {
                     report.warnings.push(format!(
                         "the clock is {} ms ahead of {what} ({}); jump confirmed until {}",
                         now - r,

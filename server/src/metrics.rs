@@ -123,7 +123,7 @@ impl Metrics {
         }
         let st = engine.log().stats();
         let rs = engine.registry().stats();
-        let gauges: [(&str, &str, String); 18] = [
+        let mut gauges: Vec<(&str, &str, String)> = vec![
             ("portlog_grpc_calls_in_flight", "gRPC calls in progress.", self.in_flight.load(Relaxed).to_string()),
             (
                 "portlog_grpc_overloaded_total",
@@ -163,14 +163,10 @@ impl Metrics {
             ("portlog_log_sealed_bytes", "Bytes of sealed segment files.", st.sealed_bytes.to_string()),
             ("portlog_log_open_bytes", "Bytes of open segment files.", st.open_bytes.to_string()),
         ];
-        for (n, help, v) in gauges {
-            let kind = if n.ends_with("_total") { "counter" } else { "gauge" };
-            let _ = writeln!(o, "# HELP {n} {help}\n# TYPE {n} {kind}\n{n} {v}");
-        }
         // Retention, from its durable history (scheduled runs happen inside the engine).
         if let Ok(r) = engine.retention_status() {
             let last = r.last_run.unwrap_or_default();
-            let retention: [(&str, &str, String); 6] = [
+            gauges.extend([
                 (
                     "portlog_retention_runs_total",
                     "Retention runs recorded in the history.",
@@ -201,11 +197,11 @@ impl Metrics {
                     "1 when the clock is too far ahead of the last run and retention refuses to act.",
                     u8::from(r.clock_warning.is_some()).to_string(),
                 ),
-            ];
-            for (n, help, v) in retention {
-                let kind = if n.ends_with("_total") { "counter" } else { "gauge" };
-                let _ = writeln!(o, "# HELP {n} {help}\n# TYPE {n} {kind}\n{n} {v}");
-            }
+            ]);
+        }
+        for (n, help, v) in gauges {
+            let kind = if n.ends_with("_total") { "counter" } else { "gauge" };
+            let _ = writeln!(o, "# HELP {n} {help}\n# TYPE {n} {kind}\n{n} {v}");
         }
         o
     }

@@ -105,7 +105,7 @@ impl BlockCompressor {
     /// Trains a dictionary of at most `dict_bytes_max` bytes on `samples` when there are enough
     /// of them; without one (too few samples, training failed, `dict_bytes_max` 0) blocks are
     /// compressed alone.
-    fn new(level: i32, dict_bytes_max: usize, samples: &[Vec<u8>], path: &Path) -> Result<Self> {
+    fn new(level: i32, dict_bytes_max: usize, samples: &[&[u8]], path: &Path) -> Result<Self> {
         let dict = if dict_bytes_max > 0 && samples.len() >= DICT_MIN_BLOCKS {
             zstd::dict::from_samples(samples, dict_bytes_max).ok().filter(|d| !d.is_empty())
         } else {
@@ -132,7 +132,7 @@ impl BlockCompressor {
 pub fn write_sealed<I>(
     path: &Path,
     header: SegmentHeader,
-    records: I,
+    mut records: I,
     block_bytes_max: usize,
     zstd_level: i32,
     dict_bytes_max: usize,
@@ -208,7 +208,6 @@ where
     };
 
     let mut done = false;
-    let mut records = records;
     while !done {
         let next = records.next().transpose()?;
         let cut = match next {
@@ -243,7 +242,7 @@ where
             }
         }
         if zc.is_none() && (done || staged_bytes >= DICT_SAMPLE_BYTES) {
-            let samples: Vec<Vec<u8>> = staged.iter().map(|(raw, _)| raw.clone()).collect();
+            let samples: Vec<&[u8]> = staged.iter().map(|(raw, _)| raw.as_slice()).collect();
             let mut c = BlockCompressor::new(zstd_level, dict_bytes_max, &samples, path)?;
             for (raw, span) in staged.drain(..) {
                 emit(&raw, span, &mut c, &mut w, &mut pos, &mut metas)?;

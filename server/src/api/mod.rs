@@ -89,6 +89,16 @@ pub fn usage_from_proto(u: i32) -> Result<Option<Usage>, (&'static str, String)>
     }
 }
 
+/// The engine direction of a wire direction (`None` for unspecified); the error is the reason.
+pub fn direction_from_proto(d: i32) -> Result<Option<Direction>, String> {
+    match proto::Direction::try_from(d) {
+        Ok(proto::Direction::Unspecified) => Ok(None),
+        Ok(proto::Direction::Mt) => Ok(Some(Direction::Mt)),
+        Ok(proto::Direction::Mo) => Ok(Some(Direction::Mo)),
+        Err(_) => Err(format!("{d} is not a direction (1 mt, 2 mo)")),
+    }
+}
+
 /// The wire usage of an engine usage.
 pub fn usage_to_proto(u: Option<Usage>) -> proto::Usage {
     match u {
@@ -103,11 +113,9 @@ pub fn usage_to_proto(u: Option<Usage>) -> proto::Usage {
 /// validated against the log's rules (`Log::check_record`).
 pub fn record_from_proto(m: proto::Message) -> Result<Record, (&'static str, String)> {
     let reason = |e: portlog_engine::Error| crate::error::field_reason(&e).map_or_else(|| e.to_string(), |(_, r)| r);
-    let dir = match proto::Direction::try_from(m.dir) {
-        Ok(proto::Direction::Mt) => Direction::Mt,
-        Ok(proto::Direction::Mo) => Direction::Mo,
-        _ => return Err(("dir", format!("{} is not a direction (1 mt, 2 mo)", m.dir))),
-    };
+    let dir = direction_from_proto(m.dir)
+        .and_then(|d| d.ok_or_else(|| format!("{} is not a direction (1 mt, 2 mo)", m.dir)))
+        .map_err(|why| ("dir", why))?;
     let sub_port = SubPort::parse(&m.sub_port).map_err(|e| ("sub_port", reason(e)))?;
     let peer = PhoneNumber::parse(&m.peer).map_err(|e| ("peer", reason(e)))?;
     let usage = usage_from_proto(m.usage)?;

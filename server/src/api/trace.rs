@@ -9,10 +9,10 @@
 //! reader stops when the client goes away, and when the call's deadline passes
 //! (DEADLINE_EXCEEDED).
 
-use super::{deadline, parse_number, parse_sub_port, record_to_proto, State};
+use super::{deadline, direction_from_proto, parse_number, parse_sub_port, record_to_proto, State};
 use crate::audit::{Audit, Subject};
 use crate::error;
-use portlog_client::proto::{self, trace_server::Trace, TraceChunk, TraceRequest};
+use portlog_client::proto::{trace_server::Trace, TraceChunk, TraceRequest};
 use portlog_engine::{Direction, Record, TraceQuery};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -133,19 +133,9 @@ impl Trace for TraceApi {
         audit.admit("trace", Subject::none().number(&r.number).sub_port(&r.sub_port)).await?;
         let number = parse_number("number", &r.number)?;
         let sub_port = if r.sub_port.is_empty() { None } else { Some(parse_sub_port("sub_port", &r.sub_port)?) };
-        let direction = match proto::Direction::try_from(r.direction) {
-            Ok(proto::Direction::Unspecified) => None,
-            Ok(proto::Direction::Mt) => Some(Direction::Mt),
-            Ok(proto::Direction::Mo) => Some(Direction::Mo),
-            Err(_) => {
-                return Err(error::invalid("direction", format!("{} is not a direction (1 mt, 2 mo)", r.direction)))
-            }
-        };
-        let limit = match r.limit {
-            None => None,
-            Some(0) => return Err(error::invalid("limit", "must be at least 1 (omit it for no limit)")),
-            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-        };
+        let direction = direction_from_proto(r.direction).map_err(|why| error::invalid("direction", why))?;
+        // A limit of 0 is refused by `validate`, naming the field.
+        let limit = r.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         let (from_ms, to_ms) = (r.from_ms.unwrap_or(0), r.to_ms.unwrap_or(i64::MAX));
         let q = TraceQuery { number, from_ms, to_ms, sub_port, direction, limit };
         q.validate().map_err(error::status)?;
