@@ -1,7 +1,7 @@
 //! Consent for assignments that require it: consent and withdrawal records with their evidence.
 //! The state at an instant is the last record at or before it; no record means no consent.
 
-use super::numset::key_of;
+use super::rejecttable::key_of;
 use super::store::CF_CONSENT;
 use super::types::ConsentRecord;
 use super::view::Slot;

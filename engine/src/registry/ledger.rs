@@ -39,7 +39,7 @@ pub(super) fn build_view(slots: &[Arc<Slot>]) -> LedgerView {
         v.sort_by_key(|s| s.start_ms());
         sub_ports.insert(k, v.into());
     }
-    LedgerView { sub_ports }
+    LedgerView::new(sub_ports)
 }
 
 fn describe(a: &Assignment, to_ms: i64) -> String {
@@ -118,7 +118,7 @@ impl Registry {
         b.meta("ledger_seq", w.ledger_seq)?;
         self.store.write(b)?;
         match cell {
-            Some(c) => c.versions.store(Arc::new(versions)),
+            Some(c) => c.publish(versions),
             None => {
                 let mut st = State::clone(&state);
                 st.providers.insert(p.id, Arc::new(ProviderCell::new(versions)));
@@ -225,14 +225,14 @@ impl Registry {
             let k = sp_key(&a.sub_port).ok_or_else(|| Error::invalid("sub_port", a.sub_port.clone()))?;
             touched.entry(k).or_default().push(slot);
         }
-        let mut view = LedgerView { sub_ports: st.view.sub_ports.clone() };
+        let mut sub_ports = st.view.sub_ports.clone();
         for (k, new) in touched {
-            let mut list: Vec<Arc<Slot>> = view.sub_ports.get(&k).map(|l| l.as_slice().to_vec()).unwrap_or_default();
+            let mut list: Vec<Arc<Slot>> = sub_ports.get(&k).map(|l| l.as_slice().to_vec()).unwrap_or_default();
             list.extend(new);
             list.sort_by_key(|s| s.start_ms());
-            view.sub_ports.insert(k, list.into());
+            sub_ports.insert(k, list.into());
         }
-        st.view = Arc::new(view);
+        st.view = Arc::new(LedgerView::new(sub_ports));
         self.state.store(Arc::new(st));
         Ok(added)
     }
@@ -265,6 +265,10 @@ impl Registry {
         b.meta("ledger_seq", w.ledger_seq)?;
         self.store.write(b)?;
         slot.set_to_ms(at_ms);
+        // The view's hot index holds a copy of the end.
+        let mut st = State::clone(&state);
+        st.view = Arc::new(LedgerView::new(state.view.sub_ports.clone()));
+        self.state.store(Arc::new(st));
         Ok(ended)
     }
 

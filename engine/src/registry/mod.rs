@@ -3,7 +3,8 @@
 //! and the hot-path check that combines them.
 //!
 //! Durable state lives in RocksDB ([`store`]); the check reads an in-memory snapshot
-//! ([`view`]) without taking a lock, and a rejected-number set per assignment ([`numset`]).
+//! ([`view`]) without taking a lock, and one table of every (assignment, number) that refused
+//! ([`rejecttable`]).
 //! Every write holds one writer mutex, writes RocksDB (synced), then publishes to memory: a
 //! change is visible to checks only once durable.
 
@@ -12,8 +13,8 @@ pub mod check;
 mod consent;
 mod inspect;
 mod ledger;
-pub mod numset;
 mod rejects;
+pub mod rejecttable;
 pub(crate) mod store;
 pub mod types;
 pub(crate) mod view;
@@ -23,9 +24,10 @@ use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::record::{PhoneNumber, Usage};
 use arc_swap::ArcSwap;
-use numset::NumSet;
+use rejecttable::RejectTable;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use store::Store;
 use view::{LedgerView, ProviderCell, Slot};
@@ -45,13 +47,16 @@ struct Writer {
     audit_seq: u64,
 }
 
-/// Everything the writer rebuilds and publishes: the check's snapshot plus lookups by id.
-#[derive(Debug, Default, Clone)]
+/// Everything the writer rebuilds and publishes: the check's snapshot plus lookups by id. One
+/// `ArcSwap` load gives the check all it reads (each load costs a fenced write on this path).
+#[derive(Debug, Clone)]
 pub(crate) struct State {
     pub view: Arc<LedgerView>,
     /// Assignments by id - 1.
     pub slots: Vec<Arc<Slot>>,
     pub providers: HashMap<String, Arc<ProviderCell>>,
+    /// Every reject of every assignment (replaced when it grows or after a purge).
+    pub rejects: Arc<RejectTable>,
 }
 
 /// The ledger and reject registry (see the module docs).
@@ -90,22 +95,27 @@ impl Registry {
             }
             slots.push(Arc::new(Slot::new(a, cell)));
         }
-        let mut cur: Option<(u32, Vec<u64>)> = None;
-        let flush = |cur: Option<(u32, Vec<u64>)>| {
-            if let Some((a, keys)) = cur {
-                if let Some(slot) = slots.get((a as usize).wrapping_sub(1)) {
-                    slot.rejects.store(Arc::new(NumSet::from_keys(keys)));
-                }
+        // Every reject key, packed as the table's key (assignment << 34 | number key), counted
+        // per assignment, then one table sized for them all.
+        let mut keys: Vec<(u32, u64)> = Vec::new();
+        store.for_each_reject_key(|a, k| keys.push((a, k)))?;
+        let table = RejectTable::with_capacity(keys.len(), slots.len() as u32)
+            .map_err(Error::io("map", "reject table (anonymous memory)"))?;
+        for &(a, k) in &keys {
+            let Some(slot) = slots.get((a as usize).wrapping_sub(1)) else { continue };
+            // Sized for every key: an insert can only ask for growth on a pathological skew.
+            if table.insert(a, k).is_err() {
+                return Err(Error::Store {
+                    path: store.path().to_path_buf(),
+                    detail: format!("reject {a}/{k} does not fit the reject table"),
+                });
             }
-        };
-        store.for_each_reject_key(|a, k| match &mut cur {
-            Some((ca, keys)) if *ca == a => keys.push(k),
-            _ => flush(cur.replace((a, vec![k]))),
-        })?;
-        flush(cur);
+            slot.rejects.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(keys);
         for c in store.consents()? {
             let Some(slot) = slots.get((c.assignment as usize).wrapping_sub(1)) else { continue };
-            let Some(key) = PhoneNumber::parse(&c.number).ok().and_then(numset::key_of) else { continue };
+            let Some(key) = PhoneNumber::parse(&c.number).ok().and_then(rejecttable::key_of) else { continue };
             let mut m = slot.consents.write().map_err(|_| Error::Closed)?;
             consent::insert_event(m.entry(key).or_default(), c.at_ms, c.granted);
         }
@@ -116,13 +126,20 @@ impl Registry {
             audit_seq: store.meta("audit_seq")?,
         };
         let view = Arc::new(ledger::build_view(&slots));
-        let state = State { view, slots, providers };
+        let state = State { view, slots, providers, rejects: Arc::new(table) };
         Ok(Registry { store, state: ArcSwap::from_pointee(state), writer: Mutex::new(writer), clock, cfg })
     }
 
     /// The configuration.
     pub fn config(&self) -> &RegistryConfig {
         &self.cfg
+    }
+
+    /// Publishes a new reject table (the caller holds the writer lock).
+    fn publish_rejects(&self, table: Arc<RejectTable>) {
+        let mut st = State::clone(&self.state.load());
+        st.rejects = table;
+        self.state.store(Arc::new(st));
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Writer>> {
@@ -172,53 +189,81 @@ impl Registry {
             None => self.clock.now_ms_coarse(),
         };
         let state = self.state.load();
-        let Some(list) = state.view.assignments_of(sub_port) else {
+        let Some(key) = view::sp_key(sub_port) else {
             return Ok(Verdict::deny(Reason::UnknownSubPort, None));
         };
-        let Some(slot) = list.iter().rev().find(|s| s.in_force(at)) else {
-            return Ok(Verdict::deny(Reason::NoAssignment, None));
+        let Some(hot) = state.view.hot(key) else {
+            return Ok(Verdict::deny(Reason::UnknownSubPort, None));
         };
-        let id = Some(slot.id());
-        let versions = slot.provider.versions.load();
-        let Some(provider) = ProviderCell::at(&versions, at) else {
-            return Ok(Verdict::deny(Reason::NoAssignment, id));
+        // The sub-port's latest assignment is nearly always the one in force: answered from
+        // the hot entry's copy, without touching the slot. Otherwise, the term list.
+        let (slot, aid, usage_of, consent_required, cell) = match (&hot.slot, &hot.provider, hot.usage) {
+            (Some(slot), Some(cell), Some(u)) if hot.in_force(at) => (slot, hot.id, u, hot.consent_required, cell),
+            _ => {
+                let list = state.view.assignments_of_key(key).unwrap_or_default();
+                let Some(slot) = list.iter().rev().find(|s| s.in_force(at)) else {
+                    return Ok(Verdict::deny(Reason::NoAssignment, None));
+                };
+                let a = slot.created();
+                (slot, a.id, a.usage, a.consent_required, &slot.provider)
+            }
         };
-        if provider.blacklisted {
+        let id = Some(aid);
+        // At "now" without a text, the provider's latest flags suffice (one atomic); otherwise
+        // the version in force at `at`.
+        let versions;
+        let (blacklisted, whitelisted, provider) = match cell.flags_at(at).filter(|_| text.is_none()) {
+            Some((b, w)) => (b, w, None),
+            None => {
+                versions = cell.versions.load();
+                let Some(p) = ProviderCell::at(&versions, at) else {
+                    return Ok(Verdict::deny(Reason::NoAssignment, id));
+                };
+                (p.blacklisted, p.whitelisted, Some(p))
+            }
+        };
+        if blacklisted {
             return Ok(Verdict::deny(Reason::Blacklisted, id));
         }
-        if usage != slot.created().usage {
+        if usage != usage_of {
             return Ok(Verdict::deny(Reason::UsageMismatch, id));
         }
         if usage != Usage::Commercial {
-            return Ok(Verdict::allow(slot.id()));
+            return Ok(Verdict::allow(aid));
         }
-        if !provider.whitelisted {
-            let key = numset::key_of(number);
-            if let Some(key) = key.filter(|&k| slot.rejects.load().contains(k)) {
+        if !whitelisted {
+            let key = rejecttable::key_of(number);
+            if let Some(key) = key.filter(|&k| state.rejects.contains(aid, k)) {
                 if !want_since && at_ms.is_none() {
                     return Ok(Verdict::deny(Reason::Rejected, id));
                 }
-                if let Some(r) = self.store.get_reject(slot.id(), key)? {
+                if let Some(r) = self.store.get_reject(aid, key)? {
                     if r.at_ms <= at {
                         return Ok(Verdict { since_ms: Some(r.at_ms), ..Verdict::deny(Reason::Rejected, id) });
                     }
                 }
             }
-            if slot.created().consent_required && !consent::in_force(slot, key, at)? {
+            if consent_required && !consent::in_force(slot, key, at)? {
                 return Ok(Verdict::deny(Reason::NoConsent, id));
             }
         }
-        if let Some(reason) = text.and_then(|t| check::content_violation(t, provider)) {
+        if let Some(reason) = text.zip(provider).and_then(|(t, p)| check::content_violation(t, p)) {
             return Ok(Verdict::deny(reason, id));
         }
-        Ok(Verdict::allow(slot.id()))
+        Ok(Verdict::allow(aid))
     }
 
-    /// The current reject set of assignment `id` (empty for an unknown id): a snapshot that
-    /// later registrations do not change. For benchmarks and diagnostics.
-    pub fn reject_set(&self, id: u32) -> Arc<NumSet> {
+    /// Is `number` in assignment `id`'s reject set? Membership alone, from memory (purged
+    /// rejects may linger until the table is rebuilt: use [`Registry::check`] for answers).
+    /// For benchmarks and diagnostics.
+    pub fn in_reject_set(&self, id: u32, number: PhoneNumber) -> bool {
+        self.state.load().rejects.contains_number(id, number)
+    }
+
+    /// Rejects held under assignment `id` (0 for an unknown id).
+    pub fn reject_count(&self, id: u32) -> u64 {
         let state = self.state.load();
-        state.slots.get((id as usize).wrapping_sub(1)).map(|s| s.rejects.load_full()).unwrap_or_default()
+        state.slots.get((id as usize).wrapping_sub(1)).map_or(0, |s| s.rejects.load(Ordering::Relaxed))
     }
 
     /// Counts and memory of the registry.
@@ -231,11 +276,10 @@ impl Registry {
             ..RegistryStats::default()
         };
         for slot in &state.slots {
-            let set = slot.rejects.load();
-            s.rejects += set.len() as u64;
-            s.reject_set_bytes += set.heap_bytes() as u64;
+            s.rejects += slot.rejects.load(Ordering::Relaxed);
             s.assignments_in_force += u64::from(slot.in_force(now));
         }
+        s.reject_set_bytes = state.rejects.bytes() as u64;
         s
     }
 }

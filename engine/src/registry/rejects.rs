@@ -1,7 +1,7 @@
 //! Rejects: registering them (one, many, an MO batch, a bulk import), listing them by sub-port,
 //! assignment or number, exporting them.
 
-use super::numset::{key_of, number_of, NumSet};
+use super::rejecttable::{key_of, number_of, NeedsGrowth};
 use super::store::RejectValue;
 use super::types::{Reject, RejectSource};
 use super::view::Slot;
@@ -13,6 +13,7 @@ use crate::time::{parse_time_ms, rfc3339_utc8};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// One reject to register.
@@ -137,8 +138,9 @@ impl Registry {
         let _w = self.writer()?;
         let mut out = Vec::with_capacity(resolved.len());
         let mut b = self.store.batch();
-        let mut fresh: HashMap<u32, (Arc<Slot>, Vec<u64>)> = HashMap::new();
+        let mut fresh: Vec<(Arc<Slot>, u64)> = Vec::new();
         let mut seen: HashMap<(u32, u64), usize> = HashMap::new();
+        let table = self.state.load().rejects.clone();
         for (slot, key, v) in resolved {
             let id = slot.id();
             if let Some(&i) = seen.get(&(id, key)) {
@@ -146,26 +148,53 @@ impl Registry {
                 out.push(RejectOutcome { reject: first.reject.clone(), registered: false });
                 continue;
             }
-            if slot.rejects.load().contains(key) {
-                let stored = self.store.get_reject(id, key)?.unwrap_or(v);
-                seen.insert((id, key), out.len());
-                out.push(RejectOutcome { reject: self.reject_of(&slot, key, stored), registered: false });
-                continue;
+            // The table may still hold a purged reject: the store decides.
+            if table.contains(id, key) {
+                if let Some(stored) = self.store.get_reject(id, key)? {
+                    seen.insert((id, key), out.len());
+                    out.push(RejectOutcome { reject: self.reject_of(&slot, key, stored), registered: false });
+                    continue;
+                }
             }
             b.reject(id, key, &v)?;
             seen.insert((id, key), out.len());
             out.push(RejectOutcome { reject: self.reject_of(&slot, key, v), registered: true });
-            fresh.entry(id).or_insert_with(|| (slot.clone(), Vec::new())).1.push(key);
+            fresh.push((slot, key));
         }
         if fresh.is_empty() {
             return Ok(out);
         }
         self.store.write(b)?;
-        for (slot, keys) in fresh.into_values() {
-            let next = slot.rejects.load().with_added(&keys);
-            slot.rejects.store(Arc::new(next));
-        }
+        // Durable: now visible to checks.
+        self.insert_rejects(&fresh)?;
         Ok(out)
+    }
+
+    /// Puts durable rejects into the table (the caller holds the writer lock), growing it when
+    /// it asks: the new table is built beside the old one, which readers keep using until the
+    /// swap.
+    fn insert_rejects(&self, fresh: &[(Arc<Slot>, u64)]) -> Result<()> {
+        let mut table = self.state.load().rejects.clone();
+        for (i, (slot, key)) in fresh.iter().enumerate() {
+            let mut attempts = 0;
+            while let Err(NeedsGrowth) = table.insert(slot.id(), *key) {
+                attempts += 1;
+                if attempts > 3 {
+                    return Err(Error::Limit(format!(
+                        "assignment id {} is beyond the reject table's range",
+                        slot.id()
+                    )));
+                }
+                let max_id = self.state.load().slots.len() as u32;
+                let grown = table
+                    .grown(fresh.len() - i, max_id.max(slot.id()))
+                    .map_err(Error::io("map", "reject table (anonymous memory)"))?;
+                table = Arc::new(grown);
+                self.publish_rejects(table.clone());
+            }
+            slot.rejects.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// The rejects of one assignment, by number.
@@ -346,55 +375,78 @@ impl Registry {
             if !ctx.eligible(slot.to_ms()) {
                 continue;
             }
-            let before = slot.rejects.load_full();
-            if before.is_empty() {
+            let held = slot.rejects.load(Ordering::Relaxed);
+            if held == 0 {
                 continue;
             }
-            let n = if ctx.dry_run { before.len() as u64 } else { self.purge_rejects_of(slot, before, ctx)? };
+            let n = if ctx.dry_run { held } else { self.purge_rejects_of(slot, ctx)? };
             if n > 0 {
                 total += n;
                 ids.push(slot.id());
             }
         }
+        if !ctx.dry_run && !ids.is_empty() {
+            // Drop the purged entries from memory: one rebuild per run, under the writer (no
+            // registration meanwhile). Until the swap they linger, harmlessly: a purged
+            // assignment ended months ago, so no check at "now" consults it, and every other
+            // path asks the store.
+            let _w = self.writer()?;
+            let state = self.state.load_full();
+            let slots = &state.slots;
+            let keep =
+                |a: u32| slots.get((a as usize).wrapping_sub(1)).is_some_and(|s| s.rejects.load(Ordering::Relaxed) > 0);
+            let rebuilt = state
+                .rejects
+                .rebuilt(keep, 0, slots.len() as u32)
+                .map_err(Error::io("map", "reject table (anonymous memory)"))?;
+            self.publish_rejects(Arc::new(rebuilt));
+        }
         Ok((total, ids))
     }
 
-    fn purge_rejects_of(&self, slot: &Slot, before: Arc<NumSet>, ctx: &PurgeCtx<'_>) -> Result<u64> {
+    /// Deletes one assignment's rejects from the store in batches (each under the writer, so
+    /// registrations go on between them); returns how many went.
+    fn purge_rejects_of(&self, slot: &Slot, ctx: &PurgeCtx<'_>) -> Result<u64> {
         let id = slot.id();
         let mut after = None;
+        let mut deleted = 0u64;
         loop {
             if ctx.cancelled() {
-                // The set stays in memory; the store's rest goes at the next run (the engine is
-                // closing: the next open rebuilds the set from the store).
-                return Ok(0);
+                // The rest goes at the next run (the engine is closing).
+                slot.rejects.fetch_sub(deleted, Ordering::Relaxed);
+                return Ok(deleted);
             }
             let _w = self.writer()?;
             let keys = self.store.reject_keys_of(id, after, ctx.batch_rows)?;
             if keys.is_empty() {
                 break;
             }
-            let mut b = self.store.batch();
-            for &k in &keys {
-                b.delete_reject(id, k)?;
-            }
-            self.store.write(b)?;
+            self.delete_rejects(id, &keys)?;
+            deleted += keys.len() as u64;
             after = keys.last().copied();
         }
-        // Rejects registered under this assignment meanwhile, behind the cursor (sets only grow,
-        // and every registration replaces the set): they go too, then memory follows the store.
+        // Rejects registered under this assignment meanwhile may sit behind the cursor: the
+        // count (exact under the writer) says whether any did; if so, sweep from the start.
         let _w = self.writer()?;
-        let now_set = slot.rejects.load_full();
-        if !Arc::ptr_eq(&now_set, &before) {
-            let late: Vec<u64> = now_set.keys().into_iter().filter(|&k| !before.contains(k)).collect();
-            for chunk in late.chunks(ctx.batch_rows) {
-                let mut b = self.store.batch();
-                for &k in chunk {
-                    b.delete_reject(id, k)?;
+        if slot.rejects.load(Ordering::Relaxed) > deleted {
+            loop {
+                let keys = self.store.reject_keys_of(id, None, ctx.batch_rows)?;
+                if keys.is_empty() {
+                    break;
                 }
-                self.store.write(b)?;
+                self.delete_rejects(id, &keys)?;
+                deleted += keys.len() as u64;
             }
         }
-        slot.rejects.store(Arc::new(NumSet::default()));
-        Ok(now_set.len() as u64)
+        slot.rejects.store(0, Ordering::Relaxed);
+        Ok(deleted)
+    }
+
+    fn delete_rejects(&self, id: u32, keys: &[u64]) -> Result<()> {
+        let mut b = self.store.batch();
+        for &k in keys {
+            b.delete_reject(id, k)?;
+        }
+        self.store.write(b)
     }
 }

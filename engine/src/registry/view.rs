@@ -1,25 +1,48 @@
 //! The in-memory ledger that the check reads without locks: an immutable map from sub-port to
 //! its assignments, published through an `ArcSwap` and replaced when an assignment is added.
 //! What changes more often lives in cells the map points at: an assignment's end (an atomic),
-//! its reject set (an `ArcSwap<NumSet>`), its consent records, a provider's versions.
+//! its reject count, its consent records, a provider's versions. The rejects themselves are in
+//! the registry's one [`RejectTable`](super::rejecttable::RejectTable).
 
-use super::numset::NumSet;
 use super::types::{Assignment, Provider};
+use crate::record::Usage;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// A provider's versions, oldest first (never empty).
+/// A provider's versions, oldest first (never empty), and the latest version's flags packed in
+/// one atomic for the hot path (`decide` at "now" without a text reads no other field).
 #[derive(Debug)]
 pub(crate) struct ProviderCell {
     pub versions: ArcSwap<Vec<Provider>>,
+    /// `changed_ms << 2 | whitelisted << 1 | blacklisted` of the latest version.
+    latest: AtomicI64,
 }
 
 impl ProviderCell {
     pub fn new(versions: Vec<Provider>) -> Self {
-        ProviderCell { versions: ArcSwap::from_pointee(versions) }
+        let cell = ProviderCell { versions: ArcSwap::from_pointee(Vec::new()), latest: AtomicI64::new(i64::MAX) };
+        cell.publish(versions);
+        cell
+    }
+
+    /// Replaces the versions (the writer's; readers see the versions first, then the flags).
+    pub fn publish(&self, versions: Vec<Provider>) {
+        let latest = versions
+            .last()
+            .map_or(i64::MAX, |p| p.changed_ms << 2 | i64::from(p.whitelisted) << 1 | i64::from(p.blacklisted));
+        self.versions.store(Arc::new(versions));
+        self.latest.store(latest, Ordering::Release);
+    }
+
+    /// `(blacklisted, whitelisted)` at `at_ms` when the latest version was already in force
+    /// then (None: ask [`ProviderCell::at`]).
+    #[inline]
+    pub fn flags_at(&self, at_ms: i64) -> Option<(bool, bool)> {
+        let l = self.latest.load(Ordering::Acquire);
+        (l != i64::MAX && at_ms >= l >> 2).then_some((l & 1 != 0, l & 2 != 0))
     }
 
     /// The version in force at `at_ms`: the last one changed at or before it, or the first one
@@ -42,8 +65,9 @@ pub(crate) struct Slot {
     to_ms: AtomicI64,
     /// The provider.
     pub provider: Arc<ProviderCell>,
-    /// Rejected numbers (keys of `numset::key_of`).
-    pub rejects: ArcSwap<NumSet>,
+    /// Rejects held in the store under this assignment (kept exact by the writer: loaded at
+    /// open, raised by registrations, zeroed by a purge).
+    pub rejects: AtomicU64,
     /// Consent records by number key (only for consent-required assignments).
     pub consents: RwLock<HashMap<u64, ConsentEvents>>,
 }
@@ -54,7 +78,7 @@ impl Slot {
             to_ms: AtomicI64::new(a.to_ms),
             created: a,
             provider,
-            rejects: ArcSwap::from_pointee(NumSet::default()),
+            rejects: AtomicU64::new(0),
             consents: RwLock::new(HashMap::new()),
         }
     }
@@ -161,22 +185,128 @@ impl From<Vec<Arc<Slot>>> for SlotList {
 /// Sub-port key → its assignments in term order.
 pub(crate) type SubPortMap = HashMap<u128, SlotList, BuildHasherDefault<SpHasher>>;
 
-/// The published ledger snapshot.
+/// The published ledger snapshot: the sub-port map, and beside it a flat index of each
+/// sub-port's latest assignment for the check at "now".
 #[derive(Debug, Default)]
 pub(crate) struct LedgerView {
     pub sub_ports: SubPortMap,
+    hot: HotIndex,
 }
 
 impl LedgerView {
+    /// The view of a sub-port map (builds the hot index: O(sub-ports), on ledger changes only).
+    pub fn new(sub_ports: SubPortMap) -> Self {
+        let hot = HotIndex::build(&sub_ports);
+        LedgerView { sub_ports, hot }
+    }
+
     /// The assignments of a sub-port (None: the sub-port is unknown).
     #[inline]
     pub fn assignments_of(&self, sub_port: &str) -> Option<&[Arc<Slot>]> {
-        self.sub_ports.get(&sp_key(sub_port)?).map(SlotList::as_slice)
+        self.assignments_of_key(sp_key(sub_port)?)
+    }
+
+    /// The assignments of a sub-port key.
+    #[inline]
+    pub fn assignments_of_key(&self, key: u128) -> Option<&[Arc<Slot>]> {
+        self.sub_ports.get(&key).map(SlotList::as_slice)
     }
 
     /// The assignment of `sub_port` in force at `at_ms`.
     #[inline]
     pub fn in_force(&self, sub_port: &str, at_ms: i64) -> Option<&Arc<Slot>> {
         self.assignments_of(sub_port)?.iter().rev().find(|s| s.in_force(at_ms))
+    }
+
+    /// The hot entry of a sub-port key: its latest assignment (None: unknown sub-port).
+    #[inline]
+    pub fn hot(&self, key: u128) -> Option<&HotEntry> {
+        self.hot.get(key)
+    }
+}
+
+/// A sub-port's latest assignment (by start), copied inline: everything the check at "now"
+/// reads but the provider's flags, in one cache line, so that a check for a cold sub-port
+/// costs one miss here instead of a map entry, then an `Arc<Slot>`. The copy of the term's end
+/// is refreshed by `ledger end`, which republishes the view.
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct HotEntry {
+    /// `sp_key` of the sub-port; 0 (no sub-port's key) marks an empty entry.
+    key: u128,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub id: u32,
+    pub consent_required: bool,
+    pub usage: Option<Usage>,
+    /// The assignment itself (None only in empty entries).
+    pub slot: Option<Arc<Slot>>,
+    /// Its provider.
+    pub provider: Option<Arc<ProviderCell>>,
+}
+
+impl HotEntry {
+    #[inline]
+    pub fn in_force(&self, at_ms: i64) -> bool {
+        self.from_ms <= at_ms && at_ms < self.to_ms
+    }
+}
+
+/// Open addressing, linear probing, at most half full (so a probe always ends).
+#[derive(Debug, Default)]
+struct HotIndex {
+    entries: Box<[HotEntry]>,
+    mask: usize,
+}
+
+impl HotIndex {
+    fn build(map: &SubPortMap) -> Self {
+        let n = (map.len() * 2).next_power_of_two().max(2);
+        let mut entries: Vec<HotEntry> = (0..n).map(|_| HotEntry::default()).collect();
+        let mask = n - 1;
+        for (&key, list) in map {
+            let Some(slot) = list.as_slice().last() else { continue };
+            let mut i = Self::home(key, mask);
+            while entries[i].key != 0 {
+                i = (i + 1) & mask;
+            }
+            let a = slot.created();
+            entries[i] = HotEntry {
+                key,
+                from_ms: a.from_ms,
+                to_ms: slot.to_ms(),
+                id: a.id,
+                consent_required: a.consent_required,
+                usage: Some(a.usage),
+                slot: Some(slot.clone()),
+                provider: Some(slot.provider.clone()),
+            };
+        }
+        HotIndex { entries: entries.into(), mask }
+    }
+
+    #[inline]
+    fn home(key: u128, mask: usize) -> usize {
+        let mut h = SpHasher::default();
+        h.write_u128(key);
+        h.finish() as usize & mask
+    }
+
+    #[inline]
+    fn get(&self, key: u128) -> Option<&HotEntry> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mut i = Self::home(key, self.mask);
+        loop {
+            let e = &self.entries[i];
+            if e.key == key {
+                return Some(e);
+            }
+            if e.key == 0 {
+                return None;
+            }
+            i = (i + 1) & self.mask;
+        }
     }
 }
