@@ -10,7 +10,9 @@
 //! * [`to_json_line`]: a record in the ingest format of the design (JSON lines), also the
 //!   common "logical bytes" measure of the side-by-side benchmark;
 //! * [`rocks`]: the compact key/value layout and options of the RocksDB side;
-//! * [`disk`]: bytes a data directory occupies.
+//! * [`disk`]: bytes a data directory occupies;
+//! * [`pg`]: a throw-away PostgreSQL server (initdb, pg_ctl) on loopback;
+//! * [`compare`]: the side-by-side harness `portlog-compare` (portlog, RocksDB, PostgreSQL).
 //!
 //! The `portlog-bench` binary runs the side-by-side append benchmark (portlog, RocksDB, and
 //! zstd -3 of JSON lines); `benches/append.rs` holds the criterion micro-benchmarks.
@@ -27,9 +29,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod compare;
 pub mod disk;
 pub mod generator;
 pub mod host;
+pub mod pg;
 pub mod rocks;
 pub mod templates;
 

@@ -21,6 +21,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capacity;
+
 use std::path::PathBuf;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;

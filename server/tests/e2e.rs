@@ -5,7 +5,8 @@
 mod common;
 
 use common::{now_ms, portlog, Daemon};
-use portlog_engine::time::rfc3339_utc8;
+use portlog_client::capacity::{Inputs, Model, PerMessage, DEFAULT_INDEX_SHARE, DEFAULT_OPEN_BYTES_PER_MESSAGE};
+use portlog_engine::time::{parse_time_ms, rfc3339_utc8};
 
 const A: &str = "13800138000";
 const B: &str = "13900139000";
@@ -166,10 +167,88 @@ fn unreachable_server_is_exit_2_naming_the_endpoint() {
     let r = portlog(&["--endpoint", "127.0.0.1:1", "stats"], None);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("must start with http:// or https://"), "{}", r.stderr);
-    // capacity needs no server when given the bytes per message.
+    // capacity needs no server when given the bytes per message. The disk needed: the longest
+    // five calendar months (153 or 154 days as month ends fall) and the day about to expire,
+    // sealed at 20 B/message but for the open day's uncompressed rows (at this rate, capped by
+    // the shards' open segment size); from today, the default start.
     let r = portlog(&["--json", "capacity", "--rate", "1000", "--bytes-per-message", "20"], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.json()["bytes"], 1000.0 * 20.0 * 5.0 * 31.0 * 86_400.0);
+    let v = r.json();
+    let day = 1000.0 * 20.0 * 86_400.0;
+    let bytes = v["bytes"].as_f64().unwrap();
+    assert!(bytes > 153.0 * day && bytes < 156.0 * day, "{v}");
+    assert_eq!(v["bytes_per_message_source"], "flag");
+    let per = PerMessage { sealed: 20.0, index_share: DEFAULT_INDEX_SHARE, open: DEFAULT_OPEN_BYTES_PER_MESSAGE };
+    let start = parse_time_ms(v["start"].as_str().unwrap()).unwrap();
+    assert_eq!(bytes, Model::new(Inputs::new(1000.0, 5, start, per)).unwrap().peak().disk_bytes.round());
+}
+
+/// `capacity`: the per-month table, `--json` with its rows, the SVG, bad input, and the
+/// server's figures (too few messages here: the defaults, saying why).
+#[test]
+fn capacity_table_json_svg_and_server_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("disk.svg");
+    let start = "2026-01-01T00:00:00+08:00";
+    let args = ["capacity", "--rate", "6000", "--per", "min", "--months", "2", "--start", start];
+    let flag = ["--bytes-per-message", "25"];
+    let r = portlog(&[&args[..], &flag, &["--svg", svg.to_str().unwrap()]].concat(), None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows: Vec<&str> =
+        r.stdout.lines().skip_while(|l| !l.trim_start().starts_with("month")).skip(1).take(4).collect();
+    assert_eq!(rows.len(), 4, "months + 2 rows: {}", r.stdout);
+    assert!(rows[0].trim_start().starts_with("1  2026-01-31"), "{}", r.stdout);
+    assert!(rows[3].trim_start().starts_with("4  2026-04-30"), "{}", r.stdout);
+    assert!(r.stdout.contains("expiry starts     2026-03-02 00:09"), "{}", r.stdout);
+    assert!(r.stdout.contains("disk needed") && r.stdout.contains("(flag)"), "{}", r.stdout);
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.contains("<polyline") && chart.contains("expiry starts"), "{chart}");
+
+    let r = portlog(&[&["--json"][..], &args, &flag].concat(), None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!((v["rate_per_s"].as_f64(), v["months"].as_u64()), (Some(100.0), Some(2)), "{v}");
+    assert_eq!(v["svg"], serde_json::Value::Null);
+    let per_month = v["per_month"].as_array().unwrap();
+    assert_eq!(per_month.len(), 4, "{v}");
+    let disk: Vec<f64> = per_month.iter().map(|m| m["disk_bytes"].as_f64().unwrap()).collect();
+    assert!(disk[1] > 1.5 * disk[0], "growing until expiry: {disk:?}");
+    let peak = v["bytes"].as_f64().unwrap();
+    assert!(disk.iter().all(|d| *d <= peak) && disk[3] > 0.95 * peak, "then flat: {disk:?} {peak}");
+    assert_eq!(per_month[0]["month"], 1);
+    assert!(per_month[0]["index_bytes"].as_f64().unwrap() > 0.0 && per_month[0]["raw_bytes"].as_f64() > Some(disk[0]));
+    // The same model as the library's, to the byte.
+    let per = PerMessage { sealed: 25.0, index_share: DEFAULT_INDEX_SHARE, open: DEFAULT_OPEN_BYTES_PER_MESSAGE };
+    let model = Model::new(Inputs::new(100.0, 2, parse_time_ms(start).unwrap(), per)).unwrap();
+    assert_eq!(peak, model.peak().disk_bytes.round());
+
+    // Bad input: named, exit 2.
+    for (bad, named) in [
+        (&["--rate", "10", "--months", "0", "--bytes-per-message", "20"][..], "invalid --months"),
+        (&["--rate=-5", "--bytes-per-message", "20"][..], "invalid --rate"),
+        (&["--rate", "10", "--bytes-per-message", "0"][..], "invalid --bytes-per-message"),
+        (&["--rate", "10", "--start", "soon", "--bytes-per-message", "20"][..], "invalid --start"),
+    ] {
+        let r = portlog(&[&["capacity"][..], bad].concat(), None);
+        assert_eq!(r.code, 2, "{bad:?}: {}", r.stdout);
+        assert!(r.stderr.contains(named), "{bad:?}: {}", r.stderr);
+    }
+
+    // With a server: its Stats reply is asked; three messages are too few to measure on.
+    let d = Daemon::start(&dir.path().join("data"), &[]);
+    let ep = d.http();
+    let t0 = now_ms() - 60_000;
+    let line = format!(r#"{{"dir":"mt","sub_port":"{SP1}","peer":"{A}","ts":{t0},"usage":"service","text":"x"}}"#);
+    assert_eq!(portlog(&["--endpoint", &ep, "ingest", "-"], Some(&line)).code, 0);
+    let r = portlog(&["--endpoint", &ep, "--json", "capacity", "--rate", "10"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["bytes_per_message_source"], "default", "{v}");
+    assert_eq!(v["sources"]["open_bytes_per_message"]["measured_messages"], 1, "{v}");
+    assert!(v["registry_bytes"].as_u64().unwrap() > 0, "{v}");
+    let r = portlog(&["--endpoint", &ep, "capacity", "--rate", "10"], None);
+    assert!(r.stdout.contains("fewer than 10000") && r.stdout.contains("registry now"), "{}", r.stdout);
+    assert_eq!(d.sigterm().code(), Some(0));
 }
 
 #[test]

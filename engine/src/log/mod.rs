@@ -51,8 +51,11 @@ pub struct LogStats {
     pub sealed_bytes: u64,
     /// Records in sealed segments.
     pub sealed_records: u64,
-    /// Bytes of the sealed segments' footer indexes.
+    /// Bytes of the sealed segments' footers (block table, sub-port and number indexes, number
+    /// filter, zstd dictionary, section table and trailer).
     pub index_bytes: u64,
+    /// Of `index_bytes`, the sealed segments' zstd dictionaries (footer section kind 5).
+    pub dict_bytes: u64,
     /// Bytes of open segment files.
     pub open_bytes: u64,
     /// Smallest record time held, if any.
@@ -357,7 +360,7 @@ impl Log {
             st.newest_ts_ms = Some(st.newest_ts_ms.map_or(hi, |o| o.max(hi)));
         };
         let mut records = 0;
-        let (mut ss, mut os, mut sb, mut sr, mut ib, mut ob) = (0, 0, 0, 0, 0, 0);
+        let (mut ss, mut os, mut sb, mut sr, mut ib, mut ob, mut db) = (0, 0, 0, 0, 0, 0, 0);
         for s in &self.shards {
             let cat = s.read();
             for seg in cat.sealed.values() {
@@ -365,6 +368,7 @@ impl Log {
                 sb += seg.file_bytes();
                 sr += seg.records;
                 ib += seg.index_bytes();
+                db += seg.section_bytes(sealed::SectionKind::Dictionary);
                 if seg.records > 0 {
                     span(seg.min_ts_ms, seg.max_ts_ms);
                 }
@@ -382,6 +386,7 @@ impl Log {
         st.records = records + sr;
         (st.sealed_segments, st.open_segments, st.sealed_bytes, st.sealed_records, st.index_bytes, st.open_bytes) =
             (ss, os, sb, sr, ib, ob);
+        st.dict_bytes = db;
         st
     }
 

@@ -371,10 +371,22 @@ pub struct CapacityArgs {
     /// Unit of --rate.
     #[arg(long, value_enum, default_value = "s")]
     pub per: Per,
-    /// Months of retention.
-    #[arg(long, default_value_t = 5.0)]
-    pub months: f64,
-    /// Bytes per message on disk (default: the server's measured figure, else 22.7).
+    /// Retention in calendar months (UTC+8), as the server's `[retention] months`.
+    #[arg(long, default_value_t = 5)]
+    pub months: u32,
+    /// Bytes per message of sealed segments, indexes included (default: the server's measured
+    /// figure, else the documented default, docs/capacity.md). Given, the server is not asked.
     #[arg(long)]
     pub bytes_per_message: Option<f64>,
+    /// Bytes per message of open (not yet sealed) segments: the current day's uncompressed
+    /// rows (default: the server's measured figure, else the documented default).
+    #[arg(long)]
+    pub open_bytes_per_message: Option<f64>,
+    /// First day of traffic: a date (YYYY-MM-DD, UTC+8), RFC 3339 or ms since the epoch (default:
+    /// today, UTC+8).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Also write the disk-use chart, an SVG, to this file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod capacity;
 mod ingest;
 mod out;
 
@@ -248,7 +249,7 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
     // `capacity` works without a server when given the bytes per message.
     if let Command::Capacity(c) = &cli.command {
         if c.bytes_per_message.is_some() {
-            return capacity(json, c, None);
+            return capacity::run(json, c, None);
         }
     }
     let tls = if cli.ca_cert.is_some() || cli.client_cert.is_some() || cli.endpoint.starts_with("https://") {
@@ -266,7 +267,7 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
         Err(e) => {
             if let Command::Capacity(c) = &cli.command {
                 eprintln!("portlog: {e}; using the default bytes per message");
-                return capacity(json, c, None);
+                return capacity::run(json, c, None);
             }
             return Err(e.into());
         }
@@ -499,14 +500,14 @@ async fn run(cli: Cli) -> Result<i32, Fail> {
             }
         }
         Command::Capacity(c) => {
-            let measured = match client.stats_client().get(dl.rq(proto::StatsRequest {})).await {
-                Ok(s) => Some(s.into_inner().bytes_per_message).filter(|b| *b > 0.0),
+            let stats = match client.stats_client().get(dl.rq(proto::StatsRequest {})).await {
+                Ok(s) => Some(s.into_inner()),
                 Err(st) => {
                     eprintln!("portlog: stats: {}; using the default bytes per message", describe(&st));
                     None
                 }
             };
-            return capacity(json, &c, measured);
+            return capacity::run(json, &c, stats.as_ref());
         }
     }
     Ok(0)
@@ -525,53 +526,6 @@ fn stats_json(s: &proto::StatsReply) -> Value {
         "oldest_record": s.oldest_ts_ms.map_or(Value::Null, |t| rfc3339_utc8(t).into()),
         "newest_record": s.newest_ts_ms.map_or(Value::Null, |t| rfc3339_utc8(t).into()),
     })
-}
-
-/// Bytes per message of sealed segments measured by the side-by-side benchmark
-/// (docs/benchmarks.md), used when neither the flag nor the server gives a figure.
-const DEFAULT_BYTES_PER_MESSAGE: f64 = 22.7;
-
-fn capacity(json: bool, c: &args::CapacityArgs, measured: Option<f64>) -> Result<i32, Fail> {
-    let rate_ok = c.rate.is_finite() && c.rate >= 0.0;
-    let months_ok = c.months.is_finite() && c.months > 0.0;
-    if !rate_ok || !months_ok {
-        return Err(Fail("--rate must be a non-negative number and --months a positive one".into()));
-    }
-    let (bpm, source) = match (c.bytes_per_message, measured) {
-        (Some(b), _) => (b, "flag"),
-        (None, Some(m)) => (m, "server"),
-        (None, None) => (DEFAULT_BYTES_PER_MESSAGE, "default"),
-    };
-    let bpm_ok = bpm.is_finite() && bpm > 0.0;
-    if !bpm_ok {
-        return Err(Fail("--bytes-per-message must be positive".into()));
-    }
-    let per_s = match c.per {
-        args::Per::S => c.rate,
-        args::Per::Min => c.rate / 60.0,
-        args::Per::H => c.rate / 3600.0,
-        args::Per::Day => c.rate / 86_400.0,
-    };
-    // A month of retention is counted as 31 days: retention keeps whole calendar months.
-    let seconds = c.months * 31.0 * 86_400.0;
-    let messages = per_s * seconds;
-    let bytes = messages * bpm;
-    let per_day = per_s * 86_400.0 * bpm;
-    let v = json!({
-        "rate_per_s": per_s, "months": c.months, "bytes_per_message": bpm, "bytes_per_message_source": source,
-        "messages": messages.round(), "bytes": bytes.round(), "bytes_per_day": per_day.round(),
-    });
-    if json {
-        out::object(true, &v);
-    } else {
-        println!("rate              {per_s:.1} messages/s");
-        println!("retention         {} months (31 days each)", c.months);
-        println!("bytes/message     {bpm:.1} ({source})");
-        println!("messages kept     {messages:.0}");
-        println!("growth per day    {:.2} GiB", per_day / f64::from(1u32 << 30));
-        println!("disk needed       {:.2} GiB", bytes / f64::from(1u32 << 30));
-    }
-    Ok(0)
 }
 
 async fn run_ingest(json: bool, client: &Client, a: args::IngestArgs, timeout: Option<Duration>) -> Result<i32, Fail> {
