@@ -28,7 +28,7 @@ const fn days_from_civil_const(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// The shape of a workload.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WorkloadConfig {
     /// Seed of every random choice: the same seed and config give the same records.
     pub seed: u64,

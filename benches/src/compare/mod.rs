@@ -51,22 +51,9 @@ pub struct Spec {
     pub check_hit_percent: f64,
     /// Numbers traced.
     pub traces: usize,
-    /// The workload ([`crate::WorkloadConfig`] fields).
-    pub seed: u64,
-    /// Distinct sub-ports.
-    pub sub_ports: u32,
-    /// Distinct numbers.
-    pub numbers: u64,
-    /// Zipf exponent of sub-ports.
-    pub sub_port_zipf: f64,
-    /// Zipf exponent of numbers.
-    pub number_zipf: f64,
-    /// Fraction of MOs.
-    pub mo_fraction: f64,
-    /// Fraction of MOs that are a reject keyword.
-    pub reject_rate: f64,
-    /// Record time of the first record, ms.
-    pub start_ms: i64,
+    /// The workload (its `rate_per_s` is ignored: [`Spec::workload`] derives it from
+    /// `records` and `months`).
+    pub workload: crate::WorkloadConfig,
     /// The peer's data directory (created by the harness, removed after).
     pub dir: PathBuf,
     /// Directory of PostgreSQL's binaries (initdb, pg_ctl), when not the default.
@@ -74,19 +61,10 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// The generator's configuration.
+    /// The generator's configuration: the workload at the rate that spreads `records` over
+    /// `months`.
     pub fn workload(&self) -> crate::WorkloadConfig {
-        crate::WorkloadConfig {
-            seed: self.seed,
-            sub_ports: self.sub_ports,
-            numbers: self.numbers,
-            sub_port_zipf: self.sub_port_zipf,
-            number_zipf: self.number_zipf,
-            mo_fraction: self.mo_fraction,
-            reject_rate: self.reject_rate,
-            start_ms: self.start_ms,
-            rate_per_s: workload::rate_for(self.records, self.months),
-        }
+        crate::WorkloadConfig { rate_per_s: workload::rate_for(self.records, self.months), ..self.workload.clone() }
     }
 
     /// A spec with the defaults of `portlog-compare` and the workload of `w`.
@@ -98,14 +76,7 @@ impl Spec {
             checks: 20_000,
             check_hit_percent: 10.0,
             traces: 200,
-            seed: w.seed,
-            sub_ports: w.sub_ports,
-            numbers: w.numbers,
-            sub_port_zipf: w.sub_port_zipf,
-            number_zipf: w.number_zipf,
-            mo_fraction: w.mo_fraction,
-            reject_rate: w.reject_rate,
-            start_ms: w.start_ms,
+            workload: w.clone(),
             dir,
             pg_bin: None,
         }

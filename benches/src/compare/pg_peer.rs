@@ -97,8 +97,8 @@ impl PgPeer {
         );
         // One partition per month from the first record's to one past the nominal end (record
         // times are Poisson arrivals: the last one lands a little before or after it).
-        let end = spec.start_ms + (spec.months * MONTH_MS) as i64;
-        let mut m = month_start_ms(spec.start_ms);
+        let end = spec.workload.start_ms + (spec.months * MONTH_MS) as i64;
+        let mut m = month_start_ms(spec.workload.start_ms);
         while m <= end {
             let next = add_months_ms(m, 1, UTC8_OFFSET_MS);
             ddl.push_str(&format!(

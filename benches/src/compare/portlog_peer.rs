@@ -48,7 +48,7 @@ impl PortlogPeer {
             registry: RegistryConfig::default(),
             retention: RetentionConfig { enabled: false, ..RetentionConfig::default() },
         };
-        let clock = ManualClock::new(spec.start_ms);
+        let clock = ManualClock::new(spec.workload.start_ms);
         let engine = Engine::open(&spec.dir, cfg, Arc::new(clock.clone()))?;
         engine.registry().provider_put(ProviderInput {
             id: PROVIDER.into(),
