@@ -17,7 +17,7 @@ mod serve;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use portlog_engine::{Engine, Log, SharedClock, SystemClock};
+use portlog_engine::{Engine, Log, Registry, SharedClock, SystemClock};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -61,7 +61,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Read every record of the data directory, verifying every checksum; exit 1 on damage.
+    /// Read every record of the data directory, verifying every checksum and the audit trail's
+    /// hash chain; exit 1 on damage or on an edited, deleted or inserted audit entry.
     Verify,
 }
 
@@ -113,6 +114,35 @@ fn verify(log: &Log) -> Result<bool> {
     Ok(ok)
 }
 
+/// Verifies the audit trail's hash chain (`Registry::audit_verify`); prints what was verified,
+/// or the seq of the first bad entry and what is wrong with it. False on a failure.
+fn verify_audit(registry: &Registry) -> Result<bool> {
+    let r = registry.audit_verify()?;
+    if let Some(f) = &r.failure {
+        println!("{f}");
+        println!("audit: {} entries verified before seq {}", r.entries, f.seq);
+        return Ok(false);
+    }
+    let mut line = format!("audit: verified {} audit entries", r.entries);
+    if let (Some(first), Some(last)) = (r.first_seq, r.last_seq) {
+        line.push_str(&format!(" (seq {first}..={last})"));
+    }
+    if let Some(a) = r.anchor_seq {
+        line.push_str(&format!(", chained from retention's anchor at seq {a}"));
+    }
+    if r.legacy > 0 {
+        line.push_str(&format!(
+            "; unchained legacy entries: {} (written before the hash chain, not verifiable)",
+            r.legacy
+        ));
+    }
+    if let Some(h) = &r.head {
+        line.push_str(&format!("; head {h}"));
+    }
+    println!("{line}");
+    Ok(true)
+}
+
 fn run() -> Result<i32> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -128,13 +158,14 @@ fn run() -> Result<i32> {
     if let Some(Command::Verify) = cli.command {
         let engine = open_engine(&cli.data_dir, &cfg, clock)?;
         let ok = verify(engine.log())?;
+        let audit_ok = verify_audit(engine.registry())?;
         let rs = engine.registry().stats();
         println!(
             "registry: {} providers, {} assignments, {} rejects (RocksDB verifies its own checksums when read)",
             rs.providers, rs.assignments, rs.rejects
         );
         engine.close();
-        return Ok(if ok { 0 } else { 1 });
+        return Ok(if ok && audit_ok { 0 } else { 1 });
     }
     let addr = check_listen(&cli)?;
     let tokens = cli.tokens.as_deref().map(auth::Tokens::load).transpose()?;

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use store::Store;
 use view::{LedgerView, ProviderCell, Slot};
 
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, AuditFailure, AuditFault, AuditVerifyReport};
 pub use inspect::FindingKind;
 pub use ledger::SubPortLedger;
 pub use rejects::{ImportReport, RejectFormat, RejectInput, RejectOutcome};
@@ -45,6 +45,10 @@ struct Writer {
     ledger_seq: u64,
     consent_seq: u64,
     audit_seq: u64,
+    /// Hash of the last audit entry (the next one's `prev`; see `audit.rs`), loaded at open.
+    audit_hash: audit::Hash,
+    /// `meta` `audit_chain_from`: the first chained entry's sequence (0: none yet).
+    audit_chain_from: u64,
 }
 
 /// Everything the writer rebuilds and publishes: the check's snapshot plus lookups by id. One
@@ -119,11 +123,14 @@ impl Registry {
             let mut m = slot.consents.write().map_err(|_| Error::Closed)?;
             consent::insert_event(m.entry(key).or_default(), c.at_ms, c.granted);
         }
+        let (audit_hash, audit_chain_from) = audit::chain_head(&store)?;
         let writer = Writer {
             assignment_id: slots.len() as u32,
             ledger_seq: store.meta("ledger_seq")?,
             consent_seq: store.meta("consent_seq")?,
             audit_seq: store.meta("audit_seq")?,
+            audit_hash,
+            audit_chain_from,
         };
         let view = Arc::new(ledger::build_view(&slots));
         let state = State { view, slots, providers, rejects: Arc::new(table) };

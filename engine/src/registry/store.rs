@@ -32,6 +32,9 @@ const CFS: [&str; 9] = [
     CF_RETENTION,
 ];
 
+/// A raw key and value.
+pub(crate) type RawEntry = (Box<[u8]>, Box<[u8]>);
+
 /// Version byte leading every reject value.
 const REJECT_VALUE_V1: u8 = 1;
 
@@ -97,6 +100,36 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A read-only, point-in-time view of the store ([`Store::snapshot`]).
+pub(crate) struct StoreSnapshot<'a> {
+    store: &'a Store,
+    snap: rocksdb::Snapshot<'a>,
+}
+
+impl StoreSnapshot<'_> {
+    /// `meta` value `name` as of the snapshot (absent: 0).
+    pub fn meta(&self, name: &str) -> Result<u64> {
+        let v = self.meta_bytes(name)?;
+        self.store.meta_u64(name, v)
+    }
+
+    /// The raw `meta` value `name` as of the snapshot, if set.
+    pub fn meta_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.snap.get_cf(self.store.cf(CF_META)?, name.as_bytes()).map_err(self.store.rerr("read"))
+    }
+
+    /// Calls `f(key, value)` for every entry of `cf` in key order until it returns `false`.
+    pub fn for_each_raw(&self, cf: &str, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        for item in self.snap.iterator_cf(self.store.cf(cf)?, IteratorMode::Start) {
+            let (k, v) = item.map_err(self.store.rerr("read"))?;
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A set of writes applied atomically by [`Store::write`].
 pub(crate) struct Batch<'a> {
     store: &'a Store,
@@ -145,8 +178,13 @@ impl Batch<'_> {
     }
 
     pub fn meta(&mut self, name: &str, v: u64) -> Result<()> {
+        self.meta_bytes(name, &v.to_le_bytes())
+    }
+
+    /// A `meta` value that is not a u64 (the audit chain's anchor hash).
+    pub fn meta_bytes(&mut self, name: &str, v: &[u8]) -> Result<()> {
         let h = self.store.cf(CF_META)?;
-        self.wb.put_cf(h, name.as_bytes(), v.to_le_bytes());
+        self.wb.put_cf(h, name.as_bytes(), v);
         Ok(())
     }
 
@@ -264,7 +302,17 @@ impl Store {
     }
 
     pub fn meta(&self, name: &str) -> Result<u64> {
-        let v = self.db.get_cf(self.cf(CF_META)?, name.as_bytes()).map_err(self.rerr("read"))?;
+        let v = self.meta_bytes(name)?;
+        self.meta_u64(name, v)
+    }
+
+    /// The raw `meta` value `name`, if set.
+    pub fn meta_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf(CF_META)?, name.as_bytes()).map_err(self.rerr("read"))
+    }
+
+    /// Decodes a u64 `meta` value (absent: 0).
+    fn meta_u64(&self, name: &str, v: Option<Vec<u8>>) -> Result<u64> {
         match v {
             None => Ok(0),
             Some(b) => {
@@ -273,6 +321,39 @@ impl Store {
                 Ok(u64::from_le_bytes(arr))
             }
         }
+    }
+
+    /// The last entry (raw key and value) of column family `cf`, if any.
+    pub fn last_raw(&self, cf: &str) -> Result<Option<RawEntry>> {
+        match self.db.iterator_cf(self.cf(cf)?, IteratorMode::End).next() {
+            None => Ok(None),
+            Some(item) => item.map(Some).map_err(self.rerr("read")),
+        }
+    }
+
+    /// A consistent view of the whole store as of now (RocksDB snapshot): `meta` values and a
+    /// column family read from it agree even while writers go on.
+    pub fn snapshot(&self) -> StoreSnapshot<'_> {
+        StoreSnapshot { store: self, snap: self.db.snapshot() }
+    }
+
+    /// Test hook: the raw value of `cf` under `key`. Used through
+    /// [`super::Registry::audit_raw`] by tests that tamper with the audit trail.
+    pub fn raw_get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(self.rerr("read"))
+    }
+
+    /// Test hook: writes (`Some`) or deletes (`None`) the raw value of `cf` under `key`,
+    /// bypassing every invariant kept by the registry's writer. Only for tests that tamper
+    /// with the audit trail ([`super::Registry::audit_raw_put`]).
+    pub fn raw_put(&self, cf: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let mut b = self.batch();
+        let h = self.cf(cf)?;
+        match value {
+            Some(v) => b.wb.put_cf(h, key, v),
+            None => b.wb.delete_cf(h, key),
+        }
+        self.write(b)
     }
 
     /// Calls `f(assignment, key)` for every reject, in (assignment, key) order, reading keys only
