@@ -183,10 +183,59 @@ fn blacklisting_applies_from_its_time_and_past_checks_see_the_old_ledger() {
     f.clock.advance_ms(DAY_MS);
     reg.provider_put(provider("P1", true)).unwrap();
     assert_eq!(f.reason(SP, "13800138000", Usage::Commercial, None, None), Some(Reason::Blacklisted));
+    // The hot path's copy of the provider's flags follows the change.
+    assert_eq!(reg.decide(SP, n("13800138000"), Usage::Commercial, None).unwrap().reason, Some(Reason::Blacklisted));
     assert!(f.check(SP, "13800138000", Usage::Commercial, Some(before), None).allow);
     assert_eq!(reg.provider("P1").unwrap().len(), 2);
     let kinds: Vec<String> = reg.history().unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["provider", "assign", "provider"]);
+    f.clock.advance_ms(DAY_MS);
+    reg.provider_put(provider("P1", false)).unwrap();
+    assert!(reg.decide(SP, n("13800138000"), Usage::Commercial, None).unwrap().allow);
+}
+
+#[test]
+fn sub_ports_of_every_length_are_told_apart_on_the_hot_path() {
+    // `0123` and `123` differ; 20-digit sub-ports above 2^64 are not in the hot index and must
+    // still be answered (from the map), and one just below it is.
+    let f = Fixture::new();
+    let reg = f.e().registry();
+    reg.provider_put(provider("P1", false)).unwrap();
+    let (from, to) = (DAY0_MS, DAY0_MS + YEAR_MS);
+    let cases = [
+        ("123", Usage::Commercial),
+        ("0123", Usage::Service),
+        ("99999999999999999999", Usage::Commercial),
+        ("99999999999999999998", Usage::Service),
+        ("18446744073709551615", Usage::Service),
+        ("1", Usage::Commercial),
+    ];
+    for (sp, u) in cases {
+        reg.assign(assign(sp, "P1", u, from, to, false)).unwrap();
+    }
+    reg.register_rejects(&[RejectInput {
+        sub_port: "99999999999999999999".into(),
+        number: n("13900139000"),
+        at_ms: None,
+        source: RejectSource::Api,
+        text: "R".into(),
+        assignment: None,
+    }])
+    .unwrap();
+    for (sp, u) in cases {
+        let other = if u == Usage::Commercial { Usage::Service } else { Usage::Commercial };
+        for v in [reg.decide(sp, n("13800138000"), u, None).unwrap(), f.check(sp, "13800138000", u, None, None)] {
+            assert!(v.allow, "{sp} {u:?}: {v:?}");
+        }
+        let v = reg.decide(sp, n("13800138000"), other, None).unwrap();
+        assert_eq!(v.reason, Some(Reason::UsageMismatch), "{sp}");
+    }
+    let v = reg.decide("99999999999999999999", n("13900139000"), Usage::Commercial, None).unwrap();
+    assert_eq!(v.reason, Some(Reason::Rejected));
+    for sp in ["00123", "12", "99999999999999999997", "0"] {
+        let v = reg.decide(sp, n("13800138000"), Usage::Commercial, None).unwrap();
+        assert_eq!(v.reason, Some(Reason::UnknownSubPort), "{sp}");
+    }
 }
 
 #[test]

@@ -117,14 +117,18 @@ impl Registry {
         b.event(&ev)?;
         b.meta("ledger_seq", w.ledger_seq)?;
         self.store.write(b)?;
+        let mut st = State::clone(&state);
         match cell {
-            Some(c) => c.publish(versions),
+            Some(c) => {
+                c.publish(versions);
+                // The view's hot index holds copies of the provider's flags.
+                st.view = Arc::new(LedgerView::new(state.view.sub_ports.clone()));
+            }
             None => {
-                let mut st = State::clone(&state);
                 st.providers.insert(p.id, Arc::new(ProviderCell::new(versions)));
-                self.state.store(Arc::new(st));
             }
         }
+        self.state.store(Arc::new(st));
         Ok(version)
     }
 

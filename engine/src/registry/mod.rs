@@ -199,30 +199,41 @@ impl Registry {
         let Some(key) = view::sp_key(sub_port) else {
             return Ok(Verdict::deny(Reason::UnknownSubPort, None));
         };
-        let Some(hot) = state.view.hot(key) else {
-            return Ok(Verdict::deny(Reason::UnknownSubPort, None));
-        };
-        // The sub-port's latest assignment is nearly always the one in force: answered from
-        // the hot entry's copy, without touching the slot. Otherwise, the term list.
-        let (slot, aid, usage_of, consent_required, cell) = match (&hot.slot, &hot.provider, hot.usage) {
-            (Some(slot), Some(cell), Some(u)) if hot.in_force(at) => (slot, hot.id, u, hot.consent_required, cell),
-            _ => {
-                let list = state.view.assignments_of_key(key).unwrap_or_default();
+        // The sub-port's latest assignment is nearly always the one in force, and its
+        // provider's latest version the one in force: answered from the hot entry's copy,
+        // without touching the slot or the provider. Otherwise, the term list.
+        let hot = state.view.hot(key).filter(|h| h.in_force(at));
+        let (aid, usage_of, consent_required, slot, cell) = match hot {
+            Some(h) => (h.id, h.usage(), h.consent_required(), None, None),
+            None => {
+                let Some(list) = state.view.assignments_of_key(key) else {
+                    return Ok(Verdict::deny(Reason::UnknownSubPort, None));
+                };
                 let Some(slot) = list.iter().rev().find(|s| s.in_force(at)) else {
                     return Ok(Verdict::deny(Reason::NoAssignment, None));
                 };
                 let a = slot.created();
-                (slot, a.id, a.usage, a.consent_required, &slot.provider)
+                (a.id, a.usage, a.consent_required, Some(slot), Some(&slot.provider))
             }
         };
         let id = Some(aid);
-        // At "now" without a text, the provider's latest flags suffice (one atomic); otherwise
-        // the version in force at `at`.
+        // The slot behind an id (the hot path needs it only for consent and texts).
+        let slot_of = || {
+            slot.or_else(|| state.slots.get((aid as usize).wrapping_sub(1)))
+                .ok_or_else(|| Error::NotFound { what: "assignment", key: aid.to_string() })
+        };
+        // Without a text, the copied flags or the provider's latest ones suffice (one atomic);
+        // with one, the version in force at `at`.
         let versions;
-        let (blacklisted, whitelisted, provider) = match cell.flags_at(at).filter(|_| text.is_none()) {
+        let flags = match (hot, text) {
+            (Some(h), None) => Some((h.blacklisted(), h.whitelisted())),
+            (None, None) => cell.and_then(|c| c.flags_at(at)),
+            (_, Some(_)) => None,
+        };
+        let (blacklisted, whitelisted, provider) = match flags {
             Some((b, w)) => (b, w, None),
             None => {
-                versions = cell.versions.load();
+                versions = slot_of()?.provider.versions.load();
                 let Some(p) = ProviderCell::at(&versions, at) else {
                     return Ok(Verdict::deny(Reason::NoAssignment, id));
                 };
@@ -250,7 +261,7 @@ impl Registry {
                     }
                 }
             }
-            if consent_required && !consent::in_force(slot, key, at)? {
+            if consent_required && !consent::in_force(slot_of()?, key, at)? {
                 return Ok(Verdict::deny(Reason::NoConsent, id));
             }
         }

@@ -4,9 +4,13 @@
 //! its reject count, its consent records, a provider's versions. The rejects themselves are in
 //! the registry's one [`RejectTable`](super::rejecttable::RejectTable).
 
+// The hot index lives in an anonymous mapping viewed as plain-integer entries (see HotIndex).
+#![allow(unsafe_code)]
+
 use super::types::{Assignment, Provider};
 use crate::record::Usage;
 use arc_swap::ArcSwap;
+use memmap2::{Advice, MmapMut};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -218,71 +222,154 @@ impl LedgerView {
         self.assignments_of(sub_port)?.iter().rev().find(|s| s.in_force(at_ms))
     }
 
-    /// The hot entry of a sub-port key: its latest assignment (None: unknown sub-port).
+    /// The hot entry of a sub-port key: its latest assignment (None: unknown sub-port, or one
+    /// the index does not hold: ask [`LedgerView::assignments_of_key`]).
     #[inline]
     pub fn hot(&self, key: u128) -> Option<&HotEntry> {
         self.hot.get(key)
     }
 }
 
-/// A sub-port's latest assignment (by start), copied inline: everything the check at "now"
-/// reads but the provider's flags, in one cache line, so that a check for a cold sub-port
-/// costs one miss here instead of a map entry, then an `Arc<Slot>`. The copy of the term's end
-/// is refreshed by `ledger end`, which republishes the view.
-#[repr(C, align(64))]
-#[derive(Debug, Default)]
+/// A sub-port's latest assignment (by start), with its provider's latest flags, packed in 32
+/// bytes so that two share a cache line and the index of 100,000 sub-ports fits in 4 MiB (two
+/// huge pages): a check for a cold sub-port costs one cache miss here, most often served from
+/// the last-level cache, instead of a map entry, then an `Arc<Slot>`, then the provider. Plain
+/// integers only: the index lives in an anonymous mapping, zero meaning empty. The copies are
+/// refreshed by every ledger change (assignment, `ledger end`, provider), which republishes the
+/// view.
+#[repr(C, align(32))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct HotEntry {
-    /// `sp_key` of the sub-port; 0 (no sub-port's key) marks an empty entry.
-    key: u128,
+    /// The sub-port's digits as a number (sub-ports of up to 19 digits, and 20-digit ones below
+    /// 2^64; the rest are answered from the map).
+    digits: u64,
+    /// The later of the assignment's start and its provider's latest change: from then on the
+    /// copied flags are the ones in force.
     pub from_ms: i64,
+    /// The end of the term.
     pub to_ms: i64,
+    /// The assignment's id.
     pub id: u32,
-    pub consent_required: bool,
-    pub usage: Option<Usage>,
-    /// The assignment itself (None only in empty entries).
-    pub slot: Option<Arc<Slot>>,
-    /// Its provider.
-    pub provider: Option<Arc<ProviderCell>>,
+    /// The sub-port's digit count (so that `0123` and `123` differ); 0 marks an empty entry.
+    len: u8,
+    /// [`Usage::code`] of the assignment.
+    usage: u8,
+    /// [`HotEntry::CONSENT`] | [`HotEntry::BLACKLISTED`] | [`HotEntry::WHITELISTED`].
+    flags: u8,
+    _pad: u8,
 }
 
 impl HotEntry {
+    const CONSENT: u8 = 1;
+    const BLACKLISTED: u8 = 2;
+    const WHITELISTED: u8 = 4;
+
+    /// True when the copy answers for `at_ms`: the assignment is in force and its provider's
+    /// latest version already was.
     #[inline]
     pub fn in_force(&self, at_ms: i64) -> bool {
         self.from_ms <= at_ms && at_ms < self.to_ms
     }
+
+    #[inline]
+    pub fn usage(&self) -> Usage {
+        Usage::from_code(self.usage).flatten().unwrap_or(Usage::Public)
+    }
+
+    #[inline]
+    pub fn consent_required(&self) -> bool {
+        self.flags & Self::CONSENT != 0
+    }
+
+    #[inline]
+    pub fn blacklisted(&self) -> bool {
+        self.flags & Self::BLACKLISTED != 0
+    }
+
+    #[inline]
+    pub fn whitelisted(&self) -> bool {
+        self.flags & Self::WHITELISTED != 0
+    }
 }
 
-/// Open addressing, linear probing, at most half full (so a probe always ends).
+/// Open addressing with linear probing over 32-byte entries, at most 80 % full (so a probe
+/// always ends, on average within the entry's own cache line or the next).
 #[derive(Debug, Default)]
 struct HotIndex {
-    entries: Box<[HotEntry]>,
+    /// The entries: `mask + 1` of them at the start of the mapping (None: no sub-ports).
+    map: Option<MmapMut>,
     mask: usize,
 }
 
+/// The most of the index's entries that may be used, out of 5.
+const HOT_LOAD_FIFTHS: usize = 4;
+
 impl HotIndex {
     fn build(map: &SubPortMap) -> Self {
-        let n = (map.len() * 2).next_power_of_two().max(2);
-        let mut entries: Vec<HotEntry> = (0..n).map(|_| HotEntry::default()).collect();
+        if map.is_empty() {
+            return HotIndex::default();
+        }
+        let n = (map.len() * 5).div_ceil(HOT_LOAD_FIFTHS).next_power_of_two().max(2);
+        let bytes = n * std::mem::size_of::<HotEntry>();
+        let Ok(mut mapping) = MmapMut::map_anon(bytes) else {
+            // Out of address space: every check takes the map's path, still correct.
+            return HotIndex::default();
+        };
+        if bytes >= 2 << 20 {
+            // Best effort: without huge pages the index works, with more TLB misses.
+            let _ = mapping.advise(Advice::HugePage);
+        }
         let mask = n - 1;
+        let entries = Self::entries_mut(&mut mapping, n);
         for (&key, list) in map {
             let Some(slot) = list.as_slice().last() else { continue };
+            let Ok(digits) = u64::try_from(key >> 5) else { continue };
+            let a = slot.created();
+            let (from_ms, flags) = match slot.provider.versions.load().last() {
+                Some(p) => (
+                    a.from_ms.max(p.changed_ms),
+                    (u8::from(a.consent_required) * HotEntry::CONSENT)
+                        | (u8::from(p.blacklisted) * HotEntry::BLACKLISTED)
+                        | (u8::from(p.whitelisted) * HotEntry::WHITELISTED),
+                ),
+                // No provider version: never answered from the copy.
+                None => (i64::MAX, 0),
+            };
             let mut i = Self::home(key, mask);
-            while entries[i].key != 0 {
+            while entries[i].len != 0 {
                 i = (i + 1) & mask;
             }
-            let a = slot.created();
             entries[i] = HotEntry {
-                key,
-                from_ms: a.from_ms,
+                digits,
+                from_ms,
                 to_ms: slot.to_ms(),
                 id: a.id,
-                consent_required: a.consent_required,
-                usage: Some(a.usage),
-                slot: Some(slot.clone()),
-                provider: Some(slot.provider.clone()),
+                len: (key & 31) as u8,
+                usage: a.usage.code(),
+                flags,
+                _pad: 0,
             };
         }
-        HotIndex { entries: entries.into(), mask }
+        HotIndex { map: Some(mapping), mask }
+    }
+
+    /// The mapping as `n` entries.
+    fn entries_mut(mapping: &mut MmapMut, n: usize) -> &mut [HotEntry] {
+        assert!(mapping.len() >= n * std::mem::size_of::<HotEntry>());
+        // SAFETY: the mapping is page aligned (so 32-aligned), holds at least `n` entries (just
+        // asserted), is zero-initialised (a valid, empty `HotEntry`: plain integers), and the
+        // slice borrows it mutably for its lifetime.
+        unsafe { std::slice::from_raw_parts_mut(mapping.as_mut_ptr().cast::<HotEntry>(), n) }
+    }
+
+    #[inline]
+    fn entries(&self) -> &[HotEntry] {
+        match &self.map {
+            // SAFETY: as in `entries_mut`; `mask + 1` entries were laid out by `build` and the
+            // mapping is never written again.
+            Some(m) => unsafe { std::slice::from_raw_parts(m.as_ptr().cast::<HotEntry>(), self.mask + 1) },
+            None => &[],
+        }
     }
 
     #[inline]
@@ -292,19 +379,23 @@ impl HotIndex {
         h.finish() as usize & mask
     }
 
+    /// The entry of `key`; None when the sub-port is unknown or not indexed (ask the map).
     #[inline]
     fn get(&self, key: u128) -> Option<&HotEntry> {
-        if self.entries.is_empty() {
+        let entries = self.entries();
+        if entries.is_empty() {
             return None;
         }
+        let digits = u64::try_from(key >> 5).ok()?;
+        let len = (key & 31) as u8;
         let mut i = Self::home(key, self.mask);
         loop {
-            let e = &self.entries[i];
-            if e.key == key {
-                return Some(e);
-            }
-            if e.key == 0 {
+            let e = &entries[i];
+            if e.len == 0 {
                 return None;
+            }
+            if e.digits == digits && e.len == len {
+                return Some(e);
             }
             i = (i + 1) & self.mask;
         }
