@@ -24,6 +24,10 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, in the order of cli.md (`--tokens`): what a test walks to try each method
+    /// with each role.
+    pub const ALL: [Role; 4] = [Role::Gateway, Role::Ingest, Role::Investigator, Role::Admin];
+
     /// The lowercase name used in the tokens file.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,9 +50,27 @@ pub enum Access {
     AnyRole,
     /// A valid token with one of these roles (or admin).
     Roles(&'static [Role]),
+    /// Nobody with a token, admin included: what [`access`] answers for a method missing from
+    /// [`METHOD_ACCESS`] (deny by default). Never written in the table.
+    Unlisted,
 }
 
-/// THE table: gRPC method path → who may call it. A method missing here is admin-only.
+impl Access {
+    /// Whether a valid token with `role` may call a method with this access (a missing or
+    /// unknown token may only call [`Access::Open`] methods).
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Open | Access::AnyRole => true,
+            Access::Roles(roles) => role == Role::Admin || roles.contains(&role),
+            Access::Unlisted => false,
+        }
+    }
+}
+
+/// THE table: gRPC method path → who may call it. A method missing here is refused to every
+/// token, admin's included ([`Access::Unlisted`], deny by default); `tests/access_control.rs`
+/// checks that every method the daemon serves has an entry and that no entry is stale. (Without
+/// tokens, access is open and the table is not consulted.)
 pub const METHOD_ACCESS: &[(&str, Access)] = &[
     ("/portlog.v1.Check/Check", Access::Roles(&[Gateway])),
     ("/portlog.v1.Check/CheckBatch", Access::Roles(&[Gateway])),
@@ -73,8 +95,8 @@ pub const METHOD_ACCESS: &[(&str, Access)] = &[
     ("/portlog.v1.Inspect/Run", Access::Roles(&[Investigator])),
     ("/grpc.health.v1.Health/Check", Access::Open),
     ("/grpc.health.v1.Health/Watch", Access::Open),
+    // Only reflection v1 is served (serve.rs: `build_v1`).
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Access::AnyRole),
-    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Access::AnyRole),
 ];
 
 /// The methods whose every call, allowed or refused, is written to the audit trail
@@ -100,9 +122,14 @@ pub fn audited(path: &str) -> bool {
     AUDITED.contains(&path)
 }
 
-/// Who may call `path`.
+/// The entry of [`METHOD_ACCESS`] for `path`; `None` when the table has none.
+pub fn policy(path: &str) -> Option<Access> {
+    METHOD_ACCESS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a)
+}
+
+/// Who may call `path`: its entry in [`METHOD_ACCESS`], or [`Access::Unlisted`] (nobody).
 pub fn access(path: &str) -> Access {
-    METHOD_ACCESS.iter().find(|(p, _)| *p == path).map_or(Access::Roles(&[]), |(_, a)| *a)
+    policy(path).unwrap_or(Access::Unlisted)
 }
 
 /// The method name for messages and metrics: `Trace.Trace` for `/portlog.v1.Trace/Trace`.
@@ -237,26 +264,22 @@ pub fn authorize(tokens: Option<&Tokens>, path: &str, authorization: Option<&str
         return Err(Denied::Unauthenticated("unknown bearer token".into()));
     };
     let role = caller.role.unwrap_or(Role::Admin);
-    let allowed = match acc {
-        Access::Open | Access::AnyRole => true,
-        Access::Roles(roles) => role == Role::Admin || roles.contains(&role),
-    };
-    if allowed {
-        Ok(caller.clone())
+    if acc.allows(role) {
+        return Ok(caller.clone());
+    }
+    // The roles that may: named from the same predicate that refused.
+    let who: Vec<&str> = Role::ALL.iter().filter(|r| acc.allows(**r)).map(|r| r.as_str()).collect();
+    Err(Denied::PermissionDenied(if who.is_empty() {
+        format!("{} has no access policy: refused to every role (deny by default)", short_method(path))
     } else {
-        let who = match acc {
-            Access::Roles(r) => {
-                r.iter().map(|r| r.as_str()).chain(std::iter::once("admin")).collect::<Vec<_>>().join(" or ")
-            }
-            _ => "admin".into(),
-        };
-        Err(Denied::PermissionDenied(format!(
-            "token {:?} has role {}; {} needs role {who}",
+        format!(
+            "token {:?} has role {}; {} needs role {}",
             caller.name,
             role.as_str(),
-            short_method(path)
-        )))
-    }
+            short_method(path),
+            who.join(" or ")
+        )
+    }))
 }
 
 #[cfg(test)]
@@ -295,10 +318,41 @@ role = "admin"
         let admin = Some("Bearer admin-secret-0123456789ab");
         assert!(authorize(Some(&t), "/portlog.v1.Ledger/Assign", admin).is_ok());
         assert!(authorize(Some(&t), "/portlog.v1.Ledger/Assign", gw).is_err());
-        // Unknown methods are admin-only; health is open; no tokens: all open.
-        assert!(authorize(Some(&t), "/x.Y/Z", gw).is_err());
+        // Health is open; no tokens: all open.
         assert!(authorize(Some(&t), "/grpc.health.v1.Health/Check", None).is_ok());
         assert_eq!(authorize(None, "/portlog.v1.Trace/Trace", None).unwrap(), Caller::anonymous());
+    }
+
+    /// Deny by default: a method missing from the table is refused to every role, admin's
+    /// included, and without a token it is UNAUTHENTICATED like any other.
+    #[test]
+    fn methods_missing_from_the_table_are_refused_to_everyone() {
+        let t = Tokens::parse(FILE).unwrap();
+        let admin = Some("Bearer admin-secret-0123456789ab");
+        for path in
+            ["/x.Y/Z", "/portlog.v1.Ledger/Purge", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]
+        {
+            assert_eq!(policy(path), None);
+            assert_eq!(access(path), Access::Unlisted);
+            assert_eq!(
+                authorize(Some(&t), path, admin).unwrap_err(),
+                Denied::PermissionDenied(format!(
+                    "{} has no access policy: refused to every role (deny by default)",
+                    short_method(path)
+                ))
+            );
+            let gw = Some("Bearer gateway-secret-0123456789");
+            assert!(matches!(authorize(Some(&t), path, gw), Err(Denied::PermissionDenied(_))));
+            assert!(matches!(authorize(Some(&t), path, None), Err(Denied::Unauthenticated(_))));
+        }
+        assert!(Role::ALL.iter().all(|r| !Access::Unlisted.allows(*r)));
+        // Admin-only entries stay admin-only; every entry names itself once.
+        assert_eq!(policy("/portlog.v1.Ledger/Assign"), Some(Access::Roles(&[])));
+        assert!(Role::ALL.iter().all(|r| Access::Roles(&[]).allows(*r) == (*r == Role::Admin)));
+        for (i, (p, a)) in METHOD_ACCESS.iter().enumerate() {
+            assert_ne!(*a, Access::Unlisted, "{p}");
+            assert!(METHOD_ACCESS[..i].iter().all(|(q, _)| q != p), "{p} is in METHOD_ACCESS twice");
+        }
     }
 
     #[test]
