@@ -12,7 +12,9 @@
 //! * [`rocks`]: the compact key/value layout and options of the RocksDB side;
 //! * [`disk`]: bytes a data directory occupies;
 //! * [`pg`]: a throw-away PostgreSQL server (initdb, pg_ctl) on loopback;
-//! * [`compare`]: the side-by-side harness `portlog-compare` (portlog, RocksDB, PostgreSQL).
+//! * [`compare`]: the side-by-side harness `portlog-compare` (portlog, RocksDB, PostgreSQL);
+//! * [`docs`]: docs/benchmarks.md's generated sections, their commands and the marker
+//!   replacement of `portlog-bench-docs` (`./x bench-docs`).
 //!
 //! The `portlog-bench` binary runs the side-by-side append benchmark (portlog, RocksDB, and
 //! zstd -3 of JSON lines); `benches/append.rs` holds the criterion micro-benchmarks.
@@ -31,6 +33,7 @@
 
 pub mod compare;
 pub mod disk;
+pub mod docs;
 pub mod generator;
 pub mod host;
 pub mod pg;

@@ -1,8 +1,9 @@
 //! `portlog-bench`: portlog's append path side by side with RocksDB, on the same records.
 //!
 //! ```text
-//! portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR] [--json]
-//!                      [--seed N] [--shards N] [--sync data|full|none] [--rocksdb-block-kib N]
+//! portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR]
+//!                      [--json | --markdown] [--seed N] [--shards N] [--sync data|full|none]
+//!                      [--rocksdb-block-kib N]
 //! ```
 //!
 //! The records are generated once (see `portlog_benches::Generator`) and split round-robin
@@ -24,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR] [--json]
-                            [--seed N] [--shards N] [--sync data|full|none] [--rocksdb-block-kib N]
+const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR]
+                            [--json | --markdown] [--seed N] [--shards N] [--sync data|full|none]
+                            [--rocksdb-block-kib N]
 
   --records N            records to write per run (default 1000000)
   --threads LIST         comma-separated thread counts, one run of each engine per count (default 1,2,8)
@@ -33,6 +35,7 @@ const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8]
   --dir DIR              where the data directories go (default: the temp dir, or the current
                          directory when the temp dir is a tmpfs); removed afterwards
   --json                 one JSON object per row instead of the table
+  --markdown             the table as markdown (docs/benchmarks.md, `./x bench-docs`)
   --seed N               workload seed (default 42)
   --shards N             portlog shards (default: LogConfig's, 4)
   --sync POLICY          portlog sync policy: data (default), full or none
@@ -46,6 +49,7 @@ struct Args {
     group: usize,
     dir: Option<PathBuf>,
     json: bool,
+    markdown: bool,
     seed: u64,
     shards: Option<u32>,
     sync: SyncPolicy,
@@ -72,14 +76,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         group: 100,
         dir: None,
         json: false,
+        markdown: false,
         seed: 42,
         shards: None,
         sync: SyncPolicy::Data,
         rocksdb_block_kib: 4,
     };
     while let Some(flag) = it.next() {
-        if flag == "--json" {
-            a.json = true;
+        if flag == "--json" || flag == "--markdown" {
+            a.json |= flag == "--json";
+            a.markdown |= flag == "--markdown";
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -113,6 +119,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     }
     if a.threads.is_empty() || a.threads.iter().any(|&t| t == 0 || t > 1024) {
         bail!("--threads: each count must be 1..=1024");
+    }
+    if a.json && a.markdown {
+        bail!("--json and --markdown exclude each other");
     }
     Ok(a)
 }
@@ -339,6 +348,40 @@ fn print_table(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
     );
 }
 
+/// The same figures as [`print_table`], as markdown for docs/benchmarks.md.
+fn print_markdown(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
+    use portlog_benches::docs::thousands;
+    let Some(first) = rows.first() else { return };
+    let m = &first.machine;
+    println!("Machine: {} cpus, {}, kernel {}; data on {} ({}).", m.nproc, m.cpu, m.kernel, m.dir, m.fs);
+    println!(
+        "{} records, {:.1} B/record as JSON lines, {:.1} B/record after zstd -3 of the JSON lines; groups of {} records, every append durable before it returns.",
+        thousands(first.records),
+        logical_per_record,
+        zstd_per_record,
+        thousands(first.group as u64)
+    );
+    println!("| engine | threads | records/s | MB/s (JSON bytes) | vs RocksDB | seal / compaction s | B/record on disk | .seg / .sst B/record | before settling B/record |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let vs = if r.engine.starts_with("rocksdb") { "1".to_string() } else { format!("{:.2}×", r.vs_rocksdb) };
+        println!(
+            "| {} | {} | {} | {:.1} | {vs} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            r.engine,
+            r.threads,
+            thousands(r.records_per_s.round() as u64),
+            r.mb_per_s,
+            r.post_secs,
+            r.disk_bytes_per_record,
+            r.data_bytes_per_record,
+            r.pre_bytes_per_record
+        );
+    }
+    println!(
+        "MB = 10^6 bytes of the records as JSON lines. Seal / compaction: portlog's seal_all, RocksDB's flush + full compaction, after the timed appends; B/record on disk: every file of the data directory afterwards."
+    );
+}
+
 fn main() -> Result<()> {
     let args = parse_args(std::env::args().skip(1))?;
     let base = match &args.dir {
@@ -428,6 +471,8 @@ fn main() -> Result<()> {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
         }
+    } else if args.markdown {
+        print_markdown(&rows, logical as f64 / n as f64, zstd3 as f64 / n as f64);
     } else {
         print_table(&rows, logical as f64 / n as f64, zstd3 as f64 / n as f64);
     }
@@ -450,6 +495,8 @@ mod tests {
         assert!(args(&["append", "--threads", "1,x"]).unwrap_err().to_string().contains("--threads"));
         assert!(args(&["append", "--records"]).is_err());
         assert!(args(&["load"]).is_err());
+        assert!(args(&["append", "--markdown"]).unwrap().markdown);
+        assert!(args(&["append", "--json", "--markdown"]).is_err());
     }
 
     #[test]

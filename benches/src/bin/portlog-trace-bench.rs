@@ -4,7 +4,7 @@
 //! ```text
 //! portlog-trace-bench [--records N] [--days 150] [--shards 4] [--queries 1000] [--cold-queries N]
 //!                     [--scan-numbers 3] [--reopen-queries 3] [--numbers N] [--seed 42] [--block-kib 256]
-//!                     [--dir DIR | --data DIR] [--json]
+//!                     [--dir DIR | --data DIR] [--json | --markdown]
 //! ```
 //!
 //! Load: `--records` records from the benches' generator (`portlog_benches::Generator`, seed
@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: portlog-trace-bench [--records N] [--days 150] [--shards 4] [--queries 1000]
                           [--cold-queries N] [--scan-numbers 3] [--reopen-queries 3] [--numbers N] [--seed 42]
-                          [--block-kib 256] [--dir DIR | --data DIR] [--json]
+                          [--block-kib 256] [--dir DIR | --data DIR] [--json | --markdown]
 
   --records N        records to generate (default 10000000)
   --days N           daily segments per shard the records are spread over (default 150)
@@ -69,7 +69,8 @@ const USAGE: &str = "usage: portlog-trace-bench [--records N] [--days 150] [--sh
   --dict-kib N       zstd_dict_bytes of the sealed segments in KiB, 0 for none (default: LogConfig's)
   --dir DIR          where the temporary data directory goes; removed afterwards
   --data DIR         keep the data directory in DIR, reusing it if it matches
-  --json             one JSON object instead of the text report";
+  --json             one JSON object instead of the text report
+  --markdown         the report with its table as markdown (docs/benchmarks.md, `./x bench-docs`)";
 
 /// Records per append call during the load.
 const GROUP: usize = 10_000;
@@ -92,6 +93,7 @@ struct Args {
     dir: Option<PathBuf>,
     data: Option<PathBuf>,
     json: bool,
+    markdown: bool,
 }
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
@@ -114,11 +116,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         dir: None,
         data: None,
         json: false,
+        markdown: false,
     };
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--json" => {
                 a.json = true;
+                continue;
+            }
+            "--markdown" => {
+                a.markdown = true;
                 continue;
             }
             "-h" | "--help" => {
@@ -156,6 +163,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     }
     if a.dir.is_some() && a.data.is_some() {
         bail!("--dir and --data exclude each other");
+    }
+    if a.json && a.markdown {
+        bail!("--json and --markdown exclude each other");
     }
     Ok(a)
 }
@@ -614,13 +624,15 @@ fn main() -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print_report(&report);
+        print_report(&report, a.markdown);
     }
     drop(tmp);
     Ok(())
 }
 
-fn print_report(r: &Report) {
+/// The text report; with `markdown`, its table as a markdown table (one statement per line
+/// either way).
+fn print_report(r: &Report, markdown: bool) {
     let f = &r.footers;
     let mb = |b: u64| b as f64 / 1e6;
     println!("machine: {}; data in {} ({})", r.machine, r.data_dir, r.fs);
@@ -659,28 +671,32 @@ fn print_report(r: &Report) {
         "records per trace over the {} numbers: p50 {}, p99 {}, max {}",
         r.queries, r.records_per_trace_p50, r.records_per_trace_p99, r.records_per_trace_max
     );
-    println!(
-        "{:<26} {:>6} {:>10} {:>10} {:>10} {:>10}",
-        "whole-window trace", "n", "p50 ms", "p99 ms", "max ms", "mean ms"
-    );
-    for (name, d) in [
-        ("warm", &r.warm),
-        ("warm, first record", &r.warm_first_record),
-        ("cold", &r.cold),
-        ("cold, first record", &r.cold_first_record),
-        ("full scan (warm)", &r.scan),
-    ] {
+    let rows = [
+        ("warm", Some(&r.warm)),
+        ("warm, first record", Some(&r.warm_first_record)),
+        ("cold", Some(&r.cold)),
+        ("cold, first record", Some(&r.cold_first_record)),
+        ("full scan (warm)", Some(&r.scan)),
+        ("first trace after open", r.first_trace_after_open.as_ref()),
+    ];
+    if markdown {
+        println!("| whole-window trace | n | p50 ms | p99 ms | max ms | mean ms |");
+        println!("|---|---:|---:|---:|---:|---:|");
+    } else {
         println!(
-            "{:<26} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
-            name, d.n, d.p50_ms, d.p99_ms, d.max_ms, d.mean_ms
+            "{:<26} {:>6} {:>10} {:>10} {:>10} {:>10}",
+            "whole-window trace", "n", "p50 ms", "p99 ms", "max ms", "mean ms"
         );
     }
-    if let Some(d) = &r.first_trace_after_open {
-        let name = "first trace after open";
-        println!(
-            "{:<26} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
-            name, d.n, d.p50_ms, d.p99_ms, d.max_ms, d.mean_ms
-        );
+    for (name, d) in rows.iter().filter_map(|(n, d)| Some((n, (*d)?))) {
+        if markdown {
+            println!("| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |", d.n, d.p50_ms, d.p99_ms, d.max_ms, d.mean_ms);
+        } else {
+            println!(
+                "{:<26} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+                name, d.n, d.p50_ms, d.p99_ms, d.max_ms, d.mean_ms
+            );
+        }
     }
     println!(
         "full scan p50 / trace: {:.0}x warm p50, {:.0}x warm p99, {:.0}x cold p99; scans found {:?} records",
@@ -705,6 +721,7 @@ mod tests {
         assert_eq!((a.records, a.days, a.queries, a.json), (1_000, 3, 1_000, true));
         assert!(parse_args(["--days", "0"].iter().map(|s| (*s).to_owned())).is_err());
         assert!(parse_args(["--dir", "a", "--data", "b"].iter().map(|s| (*s).to_owned())).is_err());
+        assert!(parse_args(["--json", "--markdown"].iter().map(|s| (*s).to_owned())).is_err());
         let d = dist((1..=100).map(Duration::from_millis).collect());
         assert_eq!((d.p50_ms, d.p99_ms, d.max_ms), (50.0, 99.0, 100.0));
         assert_eq!(percentile_u64(vec![5, 1, 3], 0.5), 3);
