@@ -66,6 +66,11 @@ pub struct ServerConfig {
     /// Address of the Prometheus metrics endpoint (plain HTTP, `GET /metrics`); empty: none.
     /// The `--metrics-listen` flag overrides it.
     pub metrics_listen: String,
+    /// Steps of nice value (0..=19) between tokio's workers, which answer checks, and every
+    /// background thread: the engine's writers and sealers, RocksDB's jobs, the blocking pool
+    /// (ingest, traces, imports). 0: all at the daemon's own priority (default 10; see
+    /// `priority.rs`).
+    pub background_nice: i32,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +89,7 @@ impl Default for ServerConfig {
             call_timeout_ms: 0,
             shutdown_grace_ms: 20_000,
             metrics_listen: String::new(),
+            background_nice: 10,
         }
     }
 }
@@ -91,6 +97,9 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Checks that every value is usable; names the first one that is not.
     pub fn validate(&self) -> Result<()> {
+        if !(0..=19).contains(&self.background_nice) {
+            bail!("[server] background_nice must be 0..=19 (steps of nice value for background threads)");
+        }
         if self.message_bytes_max < 64 << 10 || self.message_bytes_max > 1 << 30 {
             bail!("[server] message_bytes_max must be 64 KiB..=1 GiB");
         }

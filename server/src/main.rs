@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod gate;
 mod metrics;
+mod priority;
 mod serve;
 
 use anyhow::{bail, Context, Result};
@@ -187,6 +188,11 @@ fn run() -> Result<i32> {
     };
     let engine = open_engine(&cli.data_dir, &cfg, clock.clone())?;
     tracing::info!(data_dir = %cli.data_dir.display(), tokens = tokens.as_ref().map_or(0, |t| t.len()), "data directory open");
+    // Background threads (the engine's, RocksDB's) step aside for tokio's workers, which this
+    // thread starts next and which inherit its priority; the coarse clock keeps its own.
+    priority::set_background_nice(cfg.server.background_nice);
+    let moved = priority::lower_existing_threads(&["portlog-clock"]);
+    tracing::debug!(threads = moved, nice_steps = cfg.server.background_nice, "background threads lowered");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let opts = serve::Options { listener, metrics_listener, tls, tokens, cfg: cfg.server };
     rt.block_on(serve::run(engine, clock, opts))?;

@@ -236,7 +236,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, engine: Arc<Eng
                 return;
             }
             let (status, body) = if buf.starts_with(b"GET /metrics ") || buf.starts_with(b"GET /metrics?") {
-                let body = tokio::task::spawn_blocking(move || metrics.render(&engine)).await.unwrap_or_default();
+                let body = crate::api::spawn_background(move || metrics.render(&engine)).await.unwrap_or_default();
                 ("200 OK", body)
             } else {
                 ("404 Not Found", "only GET /metrics is served here\n".to_string())

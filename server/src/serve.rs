@@ -179,7 +179,7 @@ async fn close_engine(mut engine: Arc<Engine>, grace: Duration) {
     loop {
         match Arc::try_unwrap(engine) {
             Ok(e) => {
-                let _ = tokio::task::spawn_blocking(move || e.close()).await;
+                let _ = crate::api::spawn_background(move || e.close()).await;
                 tracing::info!("engine closed: queued appends and seals finished");
                 return;
             }

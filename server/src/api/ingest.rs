@@ -34,7 +34,7 @@ impl Ingest for IngestApi {
         let cfg = &self.state.cfg;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<proto::Message>>(cfg.ingest_chunks_in_flight_max);
         let state = self.state.clone();
-        let worker = tokio::task::spawn_blocking(move || append_chunks(&state, rx));
+        let worker = crate::api::spawn_background(move || append_chunks(&state, rx));
         let mut chunks = 0u64;
         let mut refused = None;
         while let Some(chunk) = stream.message().await? {

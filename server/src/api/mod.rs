@@ -56,7 +56,17 @@ pub type State = Arc<AppState>;
 
 /// Runs blocking engine work off the async runtime.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("engine task failed: {e}")))?
+    spawn_background(f).await.map_err(|e| Status::internal(format!("engine task failed: {e}")))?
+}
+
+/// `spawn_blocking` for background work: the pool thread runs at background priority
+/// (`priority.rs`), below the workers that answer checks. Every use of the blocking pool goes
+/// through here.
+pub fn spawn_background<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> tokio::task::JoinHandle<T> {
+    tokio::task::spawn_blocking(move || {
+        crate::priority::enter_background();
+        f()
+    })
 }
 
 /// The client's deadline of a call (`grpc-timeout` header), as an instant. tonic cancels the

@@ -201,7 +201,7 @@ impl Rejects for RejectsApi {
         let (tx, rx) = tokio::sync::mpsc::channel::<Piece>(IMPORT_CHUNKS_BUFFERED);
         let state = self.state.clone();
         let sp = sub_port.clone();
-        let worker = tokio::task::spawn_blocking(move || {
+        let worker = crate::api::spawn_background(move || {
             let input = std::io::BufReader::new(ChunkReader { rx, cur: Vec::new(), pos: 0, ended: false });
             state.registry().import_rejects(sp.as_str(), assignment, input, format).map_err(error::status)
         });

@@ -156,7 +156,7 @@ impl Trace for TraceApi {
         let detail = detail.join(" ");
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_BUFFERED);
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::api::spawn_background(move || {
             let outcome = run(&state, &audit, &q, detail, &tx);
             match outcome {
                 Ok(sent) => {
