@@ -4,16 +4,19 @@
 //! The audit entry (caller, number, records returned) is durable before the first record goes
 //! out. So the reader first counts the records of the window, keeping the first
 //! `trace_chunk_records × 4` of them: a trace that fits (the usual complaint) is read once; a
-//! longer one is read a second time to stream it, at most the audited count. Counting first also
-//! lets a trace past `trace_records_max` end RESOURCE_EXHAUSTED before anything is sent. The
-//! reader stops when the client goes away, and when the call's deadline passes
-//! (DEADLINE_EXCEEDED).
+//! longer one is read a second time to stream it: only the records counted (by fingerprint, so
+//! that records committed meanwhile with earlier times do not push counted ones out), at most
+//! the audited count. Counting first also lets a trace past `trace_records_max` end
+//! RESOURCE_EXHAUSTED before anything is sent. The reader stops when the client goes away, and
+//! when the call's deadline passes (DEADLINE_EXCEEDED).
 
 use super::{deadline, direction_from_proto, parse_number, parse_sub_port, record_to_proto, State};
 use crate::audit::{Audit, Subject};
 use crate::error;
 use portlog_client::proto::{trace_server::Trace, TraceChunk, TraceRequest};
 use portlog_engine::{Direction, Record, TraceQuery};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tokio::sync::mpsc::Sender;
@@ -67,11 +70,21 @@ fn send(tx: &Tx, messages: Vec<portlog_client::proto::Message>) -> Result<(), St
     tx.blocking_send(Ok(TraceChunk { messages })).map_err(|_| Status::cancelled("the client went away"))
 }
 
+/// A record's fingerprint among those of one trace (one number): 64 bits, so two different
+/// records of a trace share one with a chance of about n² / 2⁶⁵.
+fn fingerprint(r: &Record) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (r.ts_ms, r.dir, &r.sub_port, r.usage, &r.text).hash(&mut h);
+    h.finish()
+}
+
 /// The blocking side: count, audit, stream. Returns the records sent.
 fn run(state: &State, audit: &Audit, q: &Query, detail: String, tx: &Tx) -> Result<u64, Status> {
     let (chunk_max, records_max) = (state.cfg.trace_chunk_records, state.cfg.trace_records_max);
     let keep_max = chunk_max.saturating_mul(CHUNKS_BUFFERED);
     let mut kept: Vec<Record> = Vec::new();
+    // Fingerprints of the records counted past `kept`: 8 bytes each, at most trace_records_max.
+    let mut rest: Vec<u64> = Vec::new();
     let mut count = 0u64;
     for rec in q.records(state)? {
         let rec = rec?;
@@ -83,6 +96,8 @@ fn run(state: &State, audit: &Audit, q: &Query, detail: String, tx: &Tx) -> Resu
         }
         if kept.len() < keep_max {
             kept.push(rec);
+        } else {
+            rest.push(fingerprint(&rec));
         }
         if count.is_multiple_of(CHECK_EVERY_RECORDS) {
             q.check(tx)?;
@@ -108,12 +123,31 @@ fn run(state: &State, audit: &Audit, q: &Query, detail: String, tx: &Tx) -> Resu
             sent += 1;
         }
     } else {
+        // Read again, sending only the records counted: one committed meanwhile with an earlier
+        // time (a late or back-filled record) would otherwise push a counted one out of the
+        // first `count` (an acknowledged record missing from the answer). A counted record
+        // expired meanwhile is not sent; never more than the audited count goes out.
+        let mut counted: HashMap<u64, u32> = HashMap::with_capacity(count as usize);
+        for f in kept.iter().map(fingerprint).chain(rest) {
+            *counted.entry(f).or_default() += 1;
+        }
         drop(kept);
-        // Read again: records appended meanwhile may shift positions, but no more than the
-        // audited count goes out.
-        for rec in q.records(state)?.take(count as usize) {
-            push(rec?, &mut chunk)?;
-            sent += 1;
+        let all = TraceQuery { limit: None, ..q.q.clone() };
+        let mut scanned = 0u64;
+        for rec in state.engine.trace(&all).map_err(error::status)? {
+            let rec = rec.map_err(error::status)?;
+            scanned += 1;
+            if scanned.is_multiple_of(CHECK_EVERY_RECORDS) {
+                q.check(tx)?;
+            }
+            if let Some(n) = counted.get_mut(&fingerprint(&rec)).filter(|n| **n > 0) {
+                *n -= 1;
+                push(rec, &mut chunk)?;
+                sent += 1;
+                if sent == count {
+                    break;
+                }
+            }
         }
     }
     if !chunk.is_empty() {
