@@ -1,6 +1,7 @@
 //! The run's outcome: one JSON object, a text table, a markdown table for the docs.
 
 use super::{PeerReport, Spec};
+use crate::docs::thousands;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -55,18 +56,6 @@ pub struct Run {
     pub expiry_month: String,
     /// Each peer, in the order run.
     pub peers: Vec<Outcome>,
-}
-
-fn thousands(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A latency in µs with the precision it deserves.
