@@ -262,16 +262,28 @@ fn overload_is_resource_exhausted_and_metrics_are_served() {
         &["--config", cfg.to_str().unwrap(), "--metrics-listen", "127.0.0.1:0"],
     );
     let ep = d.http();
-    // An ingest whose input stays open holds the only call slot.
-    let mut held = std::process::Command::new(common::cli_bin())
-        .args(["--endpoint", &ep, "--json", "ingest", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // An ingest whose input stays open holds the only call slot. It races the first stats calls
+    // for that slot: when a stats call wins, the ingest itself is refused and exits, so it is
+    // started again until it holds the slot and a stats call is refused.
+    let spawn_held = || {
+        std::process::Command::new(common::cli_bin())
+            .args(["--endpoint", &ep, "--json", "ingest", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut held = spawn_held();
     let mut refused = None;
     for _ in 0..200 {
+        if let Some(status) = held.try_wait().unwrap() {
+            let out = held.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(status.code(), Some(2), "the held ingest ended unexpectedly: {err}");
+            assert!(err.contains("server limit reached"), "the held ingest failed otherwise: {err}");
+            held = spawn_held();
+        }
         let r = portlog(&["--endpoint", &ep, "stats"], None);
         if r.code == 2 {
             refused = Some(r.stderr);

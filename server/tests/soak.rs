@@ -46,6 +46,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Statuses a call may end with while the daemon is being killed or is shutting down.
 const DISRUPTION_CODES: [Code; 4] = [Code::Unavailable, Code::Unknown, Code::Cancelled, Code::ResourceExhausted];
 
+/// A call cut by the connection closing under it: hyper reports the peer's GOAWAY (or the
+/// socket's end) as an HTTP/2 error, which tonic maps to INTERNAL when the GOAWAY's reason is
+/// NO_ERROR (a graceful shutdown that raced a new stream). The call was not answered; it is a
+/// disruption like UNAVAILABLE, allowed only while the daemon is being stopped or killed.
+fn connection_closed(st: &Status) -> bool {
+    st.code() == Code::Internal && st.message().starts_with("h2 protocol error")
+}
+
 /// The run's parameters.
 #[derive(Debug, Clone)]
 struct Cfg {
@@ -117,9 +125,11 @@ impl Shared {
 
     /// A failed call: allowed (and counted) during a disruption, a problem otherwise.
     fn failed(&self, kind: &'static str, st: &Status) {
-        if self.disrupted.load(SeqCst) && DISRUPTION_CODES.contains(&st.code()) {
+        let closed = connection_closed(st);
+        if self.disrupted.load(SeqCst) && (DISRUPTION_CODES.contains(&st.code()) || closed) {
             self.lat.lock().unwrap().entry(kind).or_default().failed += 1;
-            *self.codes.lock().unwrap().entry(format!("{:?}", st.code())).or_default() += 1;
+            let label = if closed { "Internal (connection closed)".to_string() } else { format!("{:?}", st.code()) };
+            *self.codes.lock().unwrap().entry(label).or_default() += 1;
         } else {
             self.problem(format!("{kind}: {:?}: {}", st.code(), st.message()));
         }
