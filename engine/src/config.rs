@@ -139,6 +139,27 @@ impl LogConfig {
     }
 }
 
+/// Encryption at rest (the `[encryption]` table): off unless a key file is named. With one, new
+/// log segments, reject texts and consent records are encrypted with the file's highest key id, and every key of
+/// the file decrypts (docs/operations.md, "Encryption at rest").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// The key file: lines `key <id> <64 hex digits>`, mode 600 (refused when group or others
+    /// may read it). None: nothing new is encrypted, and encrypted data cannot be read.
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+impl EncryptionConfig {
+    /// The key ring of `key_file`, if one is named.
+    pub fn load(&self) -> crate::Result<Option<std::sync::Arc<crate::crypto::KeyRing>>> {
+        match &self.key_file {
+            None => Ok(None),
+            Some(p) => Ok(Some(std::sync::Arc::new(crate::crypto::KeyRing::load(p)?))),
+        }
+    }
+}
+
 /// Configuration of the ledger and reject registry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

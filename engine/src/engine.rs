@@ -6,7 +6,7 @@
 //! registry's RocksDB in `DIR/registry/`.
 
 use crate::clock::SharedClock;
-use crate::config::{LogConfig, RegistryConfig, RetentionConfig};
+use crate::config::{EncryptionConfig, LogConfig, RegistryConfig, RetentionConfig};
 use crate::error::{Error, Result};
 use crate::log::trace::TraceQuery;
 use crate::log::{Log, PendingAppend, Records};
@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Configuration of the whole engine (the `[log]`, `[registry]` and `[retention]` tables of the
-/// TOML file).
+/// Configuration of the whole engine (the `[log]`, `[registry]`, `[retention]` and
+/// `[encryption]` tables of the TOML file).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub registry: RegistryConfig,
     /// Retention of the log, rejects and consent.
     pub retention: RetentionConfig,
+    /// Encryption at rest of the log and of reject texts (off without a key file).
+    pub encryption: EncryptionConfig,
 }
 
 /// What an ingest did beyond appending.
@@ -91,11 +93,23 @@ impl Engine {
     /// Opens (or creates) the engine in `dir`, and starts retention's background thread
     /// (`portlog-retention`) unless `cfg.retention.enabled` is off.
     pub fn open(dir: impl AsRef<Path>, cfg: EngineConfig, clock: SharedClock) -> Result<Self> {
+        Self::open_with_io(dir, cfg, clock, crate::io::OsIo::shared())
+    }
+
+    /// [`Engine::open`] with the message log's file operations going through `io` (tests inject
+    /// faults with [`crate::io::FaultyIo`]; the registry's RocksDB does its own I/O).
+    pub fn open_with_io(
+        dir: impl AsRef<Path>,
+        cfg: EngineConfig,
+        clock: SharedClock,
+        io: crate::io::SharedIo,
+    ) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let retention = Retention::new(cfg.retention)?;
+        let keys = cfg.encryption.load()?;
         // The log first: its LOCK keeps a second engine out of the whole directory.
-        let log = Log::open(&dir, cfg.log, clock.clone())?;
-        let registry = Registry::open(dir.join("registry"), cfg.registry, clock.clone())?;
+        let log = Log::open_with(&dir, cfg.log, clock.clone(), crate::log::LogEnv { io, keys: keys.clone() })?;
+        let registry = Registry::open_with_keys(dir.join("registry"), cfg.registry, clock.clone(), keys)?;
         let core = Arc::new(Core { log, registry, retention, clock });
         let scheduler = if core.retention.cfg.enabled { Some(Self::spawn_scheduler(&core, &dir)?) } else { None };
         Ok(Engine { core, scheduler, dir })

@@ -117,6 +117,27 @@ pub enum Error {
         /// The configured limit.
         max_ms: i64,
     },
+    /// Data is encrypted with a key that is not in the key ring (or no key file is configured):
+    /// it is not read, never returned as garbage. Restore the key's line in the key file.
+    #[error("{}: encrypted with key {key_id}; {detail}", path.display())]
+    KeyMissing {
+        /// The encrypted file (segment, or the registry's store).
+        path: PathBuf,
+        /// The id of the key it needs.
+        key_id: u32,
+        /// What the ring holds instead.
+        detail: String,
+    },
+    /// The key file is unusable: unreadable, readable by others, or a line is malformed.
+    #[error("key file {}{}: {detail}", path.display(), if *line > 0 { format!(" line {line}") } else { String::new() })]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// 1-based line number (0: the file as a whole).
+        line: u64,
+        /// What is wrong (never key material).
+        detail: String,
+    },
     /// The embedded key-value store (RocksDB) failed.
     #[error("registry store {}: {detail}", path.display())]
     Store {
@@ -172,6 +193,12 @@ impl Error {
             Error::NotFound { what, key } => Error::NotFound { what, key: key.clone() },
             Error::BadRows { rows } => Error::BadRows { rows: rows.clone() },
             Error::Store { path, detail } => Error::Store { path: path.clone(), detail: detail.clone() },
+            Error::KeyMissing { path, key_id, detail } => {
+                Error::KeyMissing { path: path.clone(), key_id: *key_id, detail: detail.clone() }
+            }
+            Error::KeyFile { path, line, detail } => {
+                Error::KeyFile { path: path.clone(), line: *line, detail: detail.clone() }
+            }
             Error::ClockAhead { now_ms, reference_ms, reference_what, ahead_ms, max_ms } => Error::ClockAhead {
                 now_ms: *now_ms,
                 reference_ms: *reference_ms,
@@ -179,6 +206,37 @@ impl Error {
                 ahead_ms: *ahead_ms,
                 max_ms: *max_ms,
             },
+        }
+    }
+
+    /// [`Error::KeyMissing`] for data of `path` needing key `key_id`, saying what `keys` holds.
+    pub fn key_missing(path: impl Into<PathBuf>, key_id: u32, keys: Option<&crate::crypto::KeyRing>) -> Self {
+        let detail = match keys {
+            Some(k) => format!(
+                "the key file {} holds keys {:?} but not {key_id}: put its line back ([encryption] key_file)",
+                k.source().display(),
+                k.ids()
+            ),
+            None => "no key file is configured ([encryption] key_file)".to_string(),
+        };
+        Error::KeyMissing { path: path.into(), key_id, detail }
+    }
+
+    /// Maps a [`crate::crypto::CryptoError`] met in `path` at byte `offset`: a missing key is
+    /// [`Error::KeyMissing`], anything else [`Error::Corrupt`].
+    pub fn crypto(
+        path: &std::path::Path,
+        offset: u64,
+        what: &str,
+        keys: Option<&crate::crypto::KeyRing>,
+        e: crate::crypto::CryptoError,
+    ) -> Self {
+        match e {
+            crate::crypto::CryptoError::MissingKey(id) => Error::key_missing(path, id, keys),
+            crate::crypto::CryptoError::Random(r) => {
+                Error::Io { op: "draw a random nonce for", path: path.to_owned(), source: std::io::Error::other(r) }
+            }
+            other => Error::corrupt(path, offset, format!("{what}: {other}")),
         }
     }
 

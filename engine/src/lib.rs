@@ -31,21 +31,43 @@
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod crypto;
+#[cfg(feature = "registry")]
 pub mod engine;
 pub mod error;
+pub mod io;
 pub mod log;
 pub mod record;
+#[cfg(feature = "registry")]
 pub mod registry;
+#[cfg(feature = "registry")]
 pub mod retention;
 pub mod time;
 
+/// The registry's parts that need no RocksDB, when the `registry` feature is off: the content
+/// rules ([`registry::check`]) and the public records ([`registry::types`]), at the same paths
+/// as in the full build (the same files, `src/registry/check.rs` and `types.rs`).
+#[cfg(not(feature = "registry"))]
+pub mod registry {
+    pub mod check;
+    // `RejectSource`'s byte codes serve only the store.
+    #[allow(dead_code)]
+    pub mod types;
+    pub use types::*;
+}
+
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::{LogConfig, RegistryConfig, RetentionConfig, SyncPolicy};
+pub use config::{EncryptionConfig, LogConfig, RegistryConfig, RetentionConfig, SyncPolicy};
+pub use crypto::KeyRing;
+#[cfg(feature = "registry")]
 pub use engine::{Engine, EngineConfig, Finding, IngestOutcome};
 pub use error::{Error, Result, RowError};
 pub use log::expire::ExpiredSegment;
 pub use log::trace::TraceQuery;
-pub use log::{Log, LogStats, PendingAppend, Records};
+pub use log::{Log, LogEnv, LogStats, PendingAppend, Records};
 pub use record::{Direction, PhoneNumber, Record, SubPort, Usage};
-pub use registry::{Reason, Registry, Verdict};
+#[cfg(feature = "registry")]
+pub use registry::Registry;
+pub use registry::{Reason, Verdict};
+#[cfg(feature = "registry")]
 pub use retention::{RetentionReport, RetentionRun, RetentionStatus, Trigger};

@@ -253,6 +253,7 @@ fn after_a_retention_purge_the_rest_still_verifies() {
             purge_batch_rows,
             ..RetentionConfig::default()
         },
+        ..EngineConfig::default()
     };
     let run = |e: &Engine, at: i64| {
         clock.set_ms(at);

@@ -30,6 +30,7 @@ fn cfg() -> EngineConfig {
         log: LogConfig { shards: 2, ..LogConfig::default() },
         registry: RegistryConfig { sync: false, ..RegistryConfig::default() },
         retention: RetentionConfig { enabled: false, ..RetentionConfig::default() },
+        ..EngineConfig::default()
     }
 }
 

@@ -15,6 +15,7 @@
 //! `PORTLOG_RETENTION_CRASH_ROUNDS` sets the rounds (default 12); a failure prints the seed.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use portlog_engine::io::SplitMix64;
 use portlog_engine::time::{add_months_ms, bucket_start_ms, parse_time_ms, DAY_MS, UTC8_OFFSET_MS};
 use portlog_engine::{
     Direction, Engine, EngineConfig, LogConfig, ManualClock, PhoneNumber, Record, RetentionConfig, RetentionRun,
@@ -33,20 +34,6 @@ fn t0() -> i64 {
     parse_time_ms("2028-03-01T01:00:00+08:00").unwrap()
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn config() -> EngineConfig {
     EngineConfig {
         log: LogConfig { shards: 3, zstd_level: 1, ..LogConfig::default() },
@@ -57,7 +44,7 @@ fn config() -> EngineConfig {
 
 /// Batch `b` of the local day starting at `day`: a pure function of its arguments.
 fn batch(seed: u64, b: u64, day: i64) -> Vec<Record> {
-    let mut rng = Rng(seed ^ b.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let mut rng = SplitMix64::new(seed ^ b.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let n = 4 + rng.below(9);
     (0..n)
         .map(|i| Record {
@@ -244,7 +231,7 @@ fn sigkill_during_expiry_leaves_catalogue_and_files_in_agreement() {
         }
         e.close();
     }
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut start = t0();
     let mut interrupted = 0;
     for round in 0..rounds {

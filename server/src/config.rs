@@ -1,10 +1,10 @@
 //! The daemon's TOML configuration file: `[log]` is the engine's [`LogConfig`], `[registry]` its
 //! [`RegistryConfig`] (reject keywords, sync, import and note limits), `[retention]` its
-//! [`RetentionConfig`] (months, schedule, clock safety, what is purged), `[server]` the gRPC limits
-//! below. Every field has a default (the embedded default) and its unit in its name.
+//! [`RetentionConfig`] (months, schedule, clock safety, what is purged), `[encryption]` its
+//! [`EncryptionConfig`] (the key file), `[server]` the gRPC limits below. Every field has a default (the embedded default) and its unit in its name.
 
 use anyhow::{bail, Context, Result};
-use portlog_engine::{EngineConfig, LogConfig, RegistryConfig, RetentionConfig};
+use portlog_engine::{EncryptionConfig, EngineConfig, LogConfig, RegistryConfig, RetentionConfig};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -18,14 +18,21 @@ pub struct FileConfig {
     pub registry: RegistryConfig,
     /// Retention of the log, rejects and consent.
     pub retention: RetentionConfig,
+    /// Encryption at rest (`key_file`).
+    pub encryption: EncryptionConfig,
     /// The gRPC server.
     pub server: ServerConfig,
 }
 
 impl FileConfig {
-    /// The engine's part (`[log]`, `[registry]` and `[retention]`).
+    /// The engine's part (`[log]`, `[registry]`, `[retention]` and `[encryption]`).
     pub fn engine(&self) -> EngineConfig {
-        EngineConfig { log: self.log.clone(), registry: self.registry.clone(), retention: self.retention.clone() }
+        EngineConfig {
+            log: self.log.clone(),
+            registry: self.registry.clone(),
+            retention: self.retention.clone(),
+            encryption: self.encryption.clone(),
+        }
     }
 }
 
@@ -130,4 +137,19 @@ pub fn load(path: Option<&Path>) -> Result<FileConfig> {
     cfg.log.validate().with_context(|| format!("config file {}: [log]", p.display()))?;
     cfg.registry.validate().with_context(|| format!("config file {}: [registry]", p.display()))?;
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_encryption_table_names_the_key_file_and_refuses_unknown_keys() {
+        let cfg: FileConfig = toml::from_str("[encryption]\nkey_file = \"/etc/portlog/keys\"\n").unwrap();
+        assert_eq!(cfg.engine().encryption.key_file.as_deref(), Some(Path::new("/etc/portlog/keys")));
+        assert!(FileConfig::default().engine().encryption.key_file.is_none());
+        let e = toml::from_str::<FileConfig>("[encryption]\nkey = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
 }

@@ -23,6 +23,9 @@ pub fn code(e: &Error) -> Code {
         Error::Locked { .. } | Error::ConfigMismatch { .. } => Code::FailedPrecondition,
         // Retention refuses to act on a clock far ahead of its last run until confirmed.
         Error::ClockAhead { .. } => Code::FailedPrecondition,
+        // Encrypted data whose key the key file does not hold (an operator removed it too
+        // early), or an unusable key file: the key file must be fixed, nothing is lost.
+        Error::KeyMissing { .. } | Error::KeyFile { .. } => Code::FailedPrecondition,
         // Disk or RocksDB failures, and anything added to the engine later.
         _ => Code::Internal,
     }
@@ -81,6 +84,8 @@ mod tests {
         assert_eq!(code(&Error::Limit("queue".into())), Code::ResourceExhausted);
         assert_eq!(code(&Error::Closed), Code::Unavailable);
         assert_eq!(code(&Error::corrupt("/x", 4, "checksum")), Code::DataLoss);
+        let missing = Error::KeyMissing { path: "/x".into(), key_id: 1, detail: "no key file".into() };
+        assert_eq!(code(&missing), Code::FailedPrecondition);
         assert_eq!(code(&Error::Conflict("overlap".into())), Code::FailedPrecondition);
         assert_eq!(code(&Error::NotFound { what: "provider", key: "p1".into() }), Code::NotFound);
         let st = status(Error::invalid("peer", "bad"));

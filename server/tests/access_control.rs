@@ -26,117 +26,19 @@ mod common;
 #[path = "../src/auth.rs"]
 mod auth;
 
+#[path = "common/methods.rs"]
+mod methods;
+
 use auth::{Access, Role, METHOD_ACCESS};
 use common::Daemon;
-use prost::bytes::{Buf, BufMut, Bytes};
+use methods::{compiled_services, paths, services, FileDescriptorProto, Method, RawCodec};
+use prost::bytes::Bytes;
 use prost::Message as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_reflection::pb::v1 as refl;
-
-// The few fields of descriptor.proto read here (prost skips the others).
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct FileDescriptorSet {
-    #[prost(message, repeated, tag = "1")]
-    file: Vec<FileDescriptorProto>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct FileDescriptorProto {
-    #[prost(string, optional, tag = "1")]
-    name: Option<String>,
-    #[prost(string, optional, tag = "2")]
-    package: Option<String>,
-    #[prost(message, repeated, tag = "6")]
-    service: Vec<ServiceDescriptorProto>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct ServiceDescriptorProto {
-    #[prost(string, optional, tag = "1")]
-    name: Option<String>,
-    #[prost(message, repeated, tag = "2")]
-    method: Vec<MethodDescriptorProto>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct MethodDescriptorProto {
-    #[prost(string, optional, tag = "1")]
-    name: Option<String>,
-    #[prost(bool, optional, tag = "5")]
-    client_streaming: Option<bool>,
-    #[prost(bool, optional, tag = "6")]
-    server_streaming: Option<bool>,
-}
-
-/// The descriptor sets the daemon registers with its reflection service (serve.rs; tonic adds
-/// the reflection service's own).
-fn descriptor_sets() -> [&'static [u8]; 3] {
-    [
-        portlog_client::proto::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-    ]
-}
-
-/// One gRPC method.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Method {
-    /// `/package.Service/Method`.
-    path: String,
-    client_streaming: bool,
-    server_streaming: bool,
-}
-
-impl Method {
-    fn kind(&self) -> &'static str {
-        match (self.client_streaming, self.server_streaming) {
-            (false, false) => "unary",
-            (true, false) => "client stream",
-            (false, true) => "server stream",
-            (true, true) => "bidirectional stream",
-        }
-    }
-}
-
-/// The full service name (`package.Service`) → its methods, of these files.
-fn services(files: &[FileDescriptorProto]) -> BTreeMap<String, Vec<Method>> {
-    let mut out = BTreeMap::new();
-    for f in files {
-        let package = f.package.clone().unwrap_or_default();
-        for s in &f.service {
-            let name = s.name.clone().unwrap_or_default();
-            let full = if package.is_empty() { name } else { format!("{package}.{name}") };
-            let methods = s
-                .method
-                .iter()
-                .map(|m| Method {
-                    path: format!("/{full}/{}", m.name.clone().unwrap_or_default()),
-                    client_streaming: m.client_streaming.unwrap_or(false),
-                    server_streaming: m.server_streaming.unwrap_or(false),
-                })
-                .collect();
-            out.insert(full, methods);
-        }
-    }
-    out
-}
-
-/// The services of the compiled descriptor sets.
-fn compiled_services() -> BTreeMap<String, Vec<Method>> {
-    let files: Vec<FileDescriptorProto> =
-        descriptor_sets().iter().flat_map(|b| FileDescriptorSet::decode(*b).unwrap().file).collect();
-    services(&files)
-}
-
-/// Every path of these services' methods.
-fn paths(services: &BTreeMap<String, Vec<Method>>) -> BTreeSet<String> {
-    services.values().flatten().map(|m| m.path.clone()).collect()
-}
 
 /// The table covers every compiled method and nothing else. Needs no daemon: names the method
 /// that has no policy, or the entry that is stale.
@@ -191,44 +93,6 @@ fn each_role_may_call_what_cli_md_says() {
     assert_eq!(may(Role::Admin), everything);
     let any: BTreeSet<String> = served.iter().filter(|p| for_all(p)).map(|p| auth::short_method(p)).collect();
     assert_eq!(any, set(&["Stats.Get", "ServerReflection.ServerReflectionInfo", "Health.Check", "Health.Watch"]));
-}
-
-/// Bytes in, bytes out: calls any method without its generated types.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }
 
 /// Calls `path` with one empty message (whatever its kind: on the wire every call is a stream of

@@ -8,6 +8,7 @@
 //! there byte-identical and exactly once, and that every other record present is a whole,
 //! correct record of a batch the child submitted. Exits non-zero with the seed on failure.
 
+use portlog_engine::io::SplitMix64;
 use portlog_engine::{Direction, Log, LogConfig, ManualClock, PhoneNumber, Record, SubPort, Usage};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -19,21 +20,6 @@ use std::time::{Duration, Instant};
 /// 2026-05-10T00:00:00+08:00: the child's clock; records span the ten days before.
 const NOW_MS: i64 = 1_778_342_400_000;
 const DAY_MS: i64 = 86_400_000;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn config() -> LogConfig {
     LogConfig {
@@ -48,7 +34,7 @@ fn config() -> LogConfig {
 
 /// The records of batch `b` of round `round`, a pure function of its arguments.
 fn batch(seed: u64, round: u64, b: u64) -> Vec<Record> {
-    let mut rng = Rng(seed ^ (round << 32) ^ b.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let mut rng = SplitMix64::new(seed ^ (round << 32) ^ b.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let n = 1 + rng.below(40);
     (0..n)
         .map(|i| {
@@ -148,7 +134,7 @@ fn verify(dir: &Path, seed: u64, acked: &HashMap<u64, HashSet<u64>>) -> Result<u
 
 fn parent(dir: &Path, seed: u64, rounds: u64) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut acked: HashMap<u64, HashSet<u64>> = HashMap::new();
     for round in 0..rounds {
         let mut c = Command::new(&exe)

@@ -225,7 +225,7 @@ fn expire_shard(
             std::thread::sleep(opts.pause);
         }
         let tomb = tombstone(&seg);
-        if let Err(e) = std::fs::rename(seg.path(), &tomb) {
+        if let Err(e) = shard.io.rename(seg.path(), &tomb) {
             failure = Some(Error::io("rename", seg.path())(e));
             break;
         }
@@ -236,7 +236,7 @@ fn expire_shard(
     }
     // The renames are decided once durable; remove them from the catalogue either way (a
     // renamed file is no longer what the catalogue names), then report the fsync's failure.
-    let synced = fsync_dir(&shard.dir);
+    let synced = fsync_dir(&*shard.io, &shard.dir);
     {
         let mut cat = shard.write();
         for (key, _, _) in &renamed {
@@ -251,12 +251,12 @@ fn expire_shard(
         if i > 0 && !opts.pause.is_zero() {
             std::thread::sleep(opts.pause);
         }
-        if let Err(e) = std::fs::remove_file(tomb) {
+        if let Err(e) = shard.io.remove_file(tomb) {
             // Decided and out of the catalogue: the next open finishes it.
             out.warnings.push(format!("{}: {e}; removed at the next open", tomb.display()));
         }
     }
-    fsync_dir(&shard.dir)?;
+    fsync_dir(&*shard.io, &shard.dir)?;
     tracing::info!(shard = shard.id, segments = renamed.len(), "expired sealed segments");
     failure.map_or(Ok(()), Err)
 }

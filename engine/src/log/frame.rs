@@ -2,14 +2,20 @@
 //! Byte layouts are in docs/format.md ("Open segment"); keep the two in step.
 
 use crate::codec::{checksum, Reader};
+use crate::crypto::{CryptoError, Purpose, SegmentCipher};
 use crate::record::{Direction, PhoneNumber, Record, SubPort, Usage};
 
 /// Magic of an open segment file.
 pub const OPEN_MAGIC: [u8; 8] = *b"PLOGOPN\0";
 /// Magic of a sealed segment file.
 pub const SEALED_MAGIC: [u8; 8] = *b"PLOGSEG\0";
-/// Format version written by this code.
+/// Format version of a plaintext segment's header.
 pub const FORMAT_VERSION: u16 = 1;
+/// Format version of an encrypted segment's header: flag bit 0 set, the key id in bytes 28..32.
+pub const ENCRYPTED_VERSION: u16 = 2;
+/// Header flag (version 2): the segment's rows, or its blocks and personal footer sections, are
+/// encrypted with the key named in the header.
+pub const FLAG_ENCRYPTED: u16 = 1;
 /// Size of either segment file's header.
 pub const HEADER_LEN: usize = 40;
 /// First 4 bytes of every frame ("PLFR").
@@ -31,23 +37,36 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
-    /// The 40-byte header with `magic`.
+    /// The 40-byte header with `magic` of a plaintext segment (version 1).
     pub fn encode(&self, magic: [u8; 8]) -> [u8; HEADER_LEN] {
+        self.encode_keyed(magic, None)
+    }
+
+    /// The 40-byte header with `magic`: version 1 without a key, version 2 naming `key_id`.
+    pub fn encode_keyed(&self, magic: [u8; 8], key_id: Option<u32>) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..8].copy_from_slice(&magic);
-        h[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        // 10..12: flags, zero in version 1.
+        let (version, flags) = if key_id.is_some() { (ENCRYPTED_VERSION, FLAG_ENCRYPTED) } else { (FORMAT_VERSION, 0) };
+        h[8..10].copy_from_slice(&version.to_le_bytes());
+        h[10..12].copy_from_slice(&flags.to_le_bytes());
         h[12..16].copy_from_slice(&self.shard.to_le_bytes());
         h[16..24].copy_from_slice(&self.bucket_start_ms.to_le_bytes());
         h[24..28].copy_from_slice(&self.gen.to_le_bytes());
-        // 28..32: reserved, zero.
+        // 28..32: reserved (zero) in version 1, the key id in version 2.
+        h[28..32].copy_from_slice(&key_id.unwrap_or(0).to_le_bytes());
         let c = checksum(&[&h[0..32]]);
         h[32..40].copy_from_slice(&c.to_le_bytes());
         h
     }
 
-    /// Parses and verifies a header with `magic`.
+    /// Parses and verifies a header with `magic` (either version; the key id is dropped).
     pub fn decode(buf: &[u8], magic: [u8; 8]) -> Result<Self, &'static str> {
+        Self::decode_keyed(buf, magic).map(|(h, _)| h)
+    }
+
+    /// Parses and verifies a header with `magic`: the identity, and the key id of an encrypted
+    /// segment (version 2).
+    pub fn decode_keyed(buf: &[u8], magic: [u8; 8]) -> Result<(Self, Option<u32>), &'static str> {
         if buf.len() < HEADER_LEN {
             return Err("file shorter than its header");
         }
@@ -56,19 +75,22 @@ impl SegmentHeader {
             return Err("bad magic");
         }
         let version = r.u16()?;
-        let _flags = r.u16()?;
+        let flags = r.u16()?;
         let shard = r.u32()?;
         let bucket_start_ms = r.i64()?;
         let gen = r.u32()?;
-        let _reserved = r.u32()?;
+        let reserved = r.u32()?;
         let stored = r.u64()?;
         if stored != checksum(&[&buf[0..32]]) {
             return Err("header checksum mismatch");
         }
-        if version != FORMAT_VERSION {
-            return Err("unsupported format version");
-        }
-        Ok(Self { shard, bucket_start_ms, gen })
+        let key_id = match version {
+            FORMAT_VERSION => None,
+            ENCRYPTED_VERSION if flags == FLAG_ENCRYPTED => Some(reserved),
+            ENCRYPTED_VERSION => return Err("version 2 header without exactly the encrypted flag"),
+            _ => return Err("unsupported format version"),
+        };
+        Ok((Self { shard, bucket_start_ms, gen }, key_id))
     }
 }
 
@@ -99,6 +121,54 @@ pub fn parse_meta(m: u8) -> Result<(Direction, Option<Usage>), &'static str> {
 pub fn encode_row(out: &mut Vec<u8>, r: &Record) {
     let start = out.len();
     out.extend_from_slice(&[0u8; ROW_HEADER_LEN]);
+    encode_body(out, r);
+    finish_row(out, start);
+}
+
+/// Appends one row for `r` whose body is sealed by `cipher` as the row at file offset `row_off`
+/// (of its row header): `nonce ‖ ciphertext of the plain body ‖ tag`. The row header's length
+/// and checksum are those of the stored (sealed) body.
+pub fn encode_row_encrypted(
+    out: &mut Vec<u8>,
+    r: &Record,
+    cipher: &SegmentCipher,
+    row_off: u64,
+    scratch: &mut Vec<u8>,
+) -> Result<(), CryptoError> {
+    scratch.clear();
+    encode_body(scratch, r);
+    let start = out.len();
+    out.extend_from_slice(&[0u8; ROW_HEADER_LEN]);
+    if let Err(e) = cipher.seal(Purpose::Row, row_off, scratch, out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    finish_row(out, start);
+    Ok(())
+}
+
+/// The plain body of a stored row body: itself, or decrypted when the segment is encrypted.
+pub fn plain_body<'a>(
+    body: &'a [u8],
+    cipher: Option<&SegmentCipher>,
+    row_off: u64,
+) -> Result<std::borrow::Cow<'a, [u8]>, CryptoError> {
+    match cipher {
+        None => Ok(std::borrow::Cow::Borrowed(body)),
+        Some(c) => c.open(Purpose::Row, row_off, body).map(std::borrow::Cow::Owned),
+    }
+}
+
+/// Fills in the header of the row starting at `start` (its body is the rest of `out`).
+fn finish_row(out: &mut [u8], start: usize) {
+    let body_len = (out.len() - start - ROW_HEADER_LEN) as u32;
+    let crc = checksum(&[&out[start + ROW_HEADER_LEN..]]) as u32;
+    out[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends the plain body of `r`'s row.
+fn encode_body(out: &mut Vec<u8>, r: &Record) {
     out.extend_from_slice(&r.ts_ms.to_le_bytes());
     out.push(meta_byte(r));
     out.extend_from_slice(&r.peer.as_u64().to_le_bytes());
@@ -107,10 +177,6 @@ pub fn encode_row(out: &mut Vec<u8>, r: &Record) {
     out.push(sp.len() as u8);
     out.extend_from_slice(sp);
     out.extend_from_slice(r.text.as_bytes());
-    let body_len = (out.len() - start - ROW_HEADER_LEN) as u32;
-    let crc = checksum(&[&out[start + ROW_HEADER_LEN..]]) as u32;
-    out[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Decodes a row body (after its header).
@@ -197,7 +263,8 @@ pub fn read_frame(buf: &[u8], max_payload: usize) -> Result<FrameView<'_>, Frame
 
 /// Iterates the rows of a verified frame: `(offset of the row within rows, body)`.
 pub fn frame_rows<'a>(f: &FrameView<'a>) -> Result<Vec<(usize, &'a [u8])>, &'static str> {
-    let mut out = Vec::with_capacity(f.count as usize);
+    // The count is read from the file: a row takes at least its header, so no more rows fit.
+    let mut out = Vec::with_capacity((f.count as usize).min(f.rows.len() / ROW_HEADER_LEN));
     let mut pos = 0;
     for _ in 0..f.count {
         let (body, n) = split_row(&f.rows[pos..])?;
@@ -254,5 +321,10 @@ mod tests {
         let mut c = b;
         c[13] ^= 1;
         assert!(SegmentHeader::decode(&c, OPEN_MAGIC).is_err());
+        let k = h.encode_keyed(SEALED_MAGIC, Some(9));
+        assert_eq!(SegmentHeader::decode_keyed(&k, SEALED_MAGIC).unwrap(), (h, Some(9)));
+        assert_eq!(SegmentHeader::decode_keyed(&b, OPEN_MAGIC).unwrap(), (h, None));
+        assert_eq!(&k[8..12], &[2, 0, 1, 0]);
+        assert_eq!(b[8..12], [1, 0, 0, 0], "a plaintext header is unchanged");
     }
 }

@@ -4,8 +4,7 @@
 use crate::codec::checksum;
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
-use std::fs::File;
-use std::io::Write;
+use crate::io::Io;
 use std::path::Path;
 
 const FORMAT_LINE: &str = "portlog-data-dir 1";
@@ -35,16 +34,16 @@ impl Manifest {
     }
 
     /// Writes the manifest atomically (temporary file, fsync, rename, fsync of the directory).
-    pub fn write(&self, dir: &Path) -> Result<()> {
+    pub fn write(&self, io: &dyn Io, dir: &Path) -> Result<()> {
         let body = self.body();
         let text = format!("{body}checksum {:016x}\n", checksum(&[body.as_bytes()]));
         let tmp = dir.join("MANIFEST.tmp");
         let path = dir.join("MANIFEST");
-        let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-        f.write_all(text.as_bytes()).map_err(Error::io("write", &tmp))?;
+        let f = io.create(&tmp).map_err(Error::io("create", &tmp))?;
+        f.write_all_at(text.as_bytes(), 0).map_err(Error::io("write", &tmp))?;
         f.sync_all().map_err(Error::io("fsync", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("fsync directory", dir))
+        io.rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
+        io.sync_dir(dir).map_err(Error::io("fsync directory", dir))
     }
 
     /// Reads `dir/MANIFEST`; `Ok(None)` when there is none (a new directory).

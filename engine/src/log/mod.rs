@@ -23,6 +23,7 @@ pub mod writer;
 use crate::clock::SharedClock;
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
+use crate::io::{OsIo, SharedIo};
 use crate::record::{PhoneNumber, Record, SubPort};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use manifest::Manifest;
@@ -62,6 +63,23 @@ pub struct LogStats {
     pub oldest_ts_ms: Option<i64>,
     /// Largest record time held, if any.
     pub newest_ts_ms: Option<i64>,
+}
+
+/// What a log is opened with besides its directory, configuration and clock.
+#[derive(Debug, Clone)]
+pub struct LogEnv {
+    /// File operations ([`OsIo`] in production; tests inject faults through
+    /// [`crate::io::FaultyIo`]).
+    pub io: SharedIo,
+    /// The key ring: with one, new segments are encrypted with its active key and encrypted
+    /// segments are readable; without, nothing new is encrypted (docs/format.md, "Encryption").
+    pub keys: Option<Arc<crate::crypto::KeyRing>>,
+}
+
+impl Default for LogEnv {
+    fn default() -> Self {
+        Self { io: OsIo::shared(), keys: None }
+    }
 }
 
 /// An append that has been queued; [`PendingAppend::wait`] returns once it is durable.
@@ -114,6 +132,18 @@ impl Log {
     /// Opens the log in `dir` (created if missing), recovering every shard: sealed segments are
     /// mapped and their footers verified, open segments scanned and torn tails cut.
     pub fn open(dir: impl AsRef<Path>, cfg: LogConfig, clock: SharedClock) -> Result<Self> {
+        Self::open_with_io(dir, cfg, clock, OsIo::shared())
+    }
+
+    /// [`Log::open`] with the file operations of `io` (tests inject faults through
+    /// [`crate::io::FaultyIo`]).
+    pub fn open_with_io(dir: impl AsRef<Path>, cfg: LogConfig, clock: SharedClock, io: SharedIo) -> Result<Self> {
+        Self::open_with(dir, cfg, clock, LogEnv { io, keys: None })
+    }
+
+    /// [`Log::open`] with file operations and a key ring ([`LogEnv`]).
+    pub fn open_with(dir: impl AsRef<Path>, cfg: LogConfig, clock: SharedClock, env: LogEnv) -> Result<Self> {
+        let LogEnv { io, keys } = env;
         cfg.validate()?;
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
@@ -136,7 +166,7 @@ impl Log {
             }
             Some(m) => m,
             None => {
-                wanted.write(&dir)?;
+                wanted.write(&*io, &dir)?;
                 wanted
             }
         };
@@ -147,7 +177,7 @@ impl Log {
         let mut recovery = RecoveryReport::default();
         for id in 0..manifest.shards {
             let sdir = dir.join("log").join(format!("shard-{id:03}"));
-            let (s, r) = Shard::open(id, sdir, now)?;
+            let (s, r) = Shard::open(id, sdir, now, io.clone(), keys.clone())?;
             recovery.open_segments += r.open_segments;
             recovery.sealed_segments += r.sealed_segments;
             recovery.bytes_cut += r.bytes_cut;
@@ -175,7 +205,7 @@ impl Log {
             senders.push(tx);
             writers.push(h);
         }
-        tracing::info!(dir = %dir.display(), shards = manifest.shards, open = recovery.open_segments, sealed = recovery.sealed_segments, bytes_cut = recovery.bytes_cut, expired_removed = recovery.expired_removed, "message log opened");
+        tracing::info!(dir = %dir.display(), shards = manifest.shards, encryption_key = ?keys.as_ref().map(|k| k.active_id()), open = recovery.open_segments, sealed = recovery.sealed_segments, bytes_cut = recovery.bytes_cut, expired_removed = recovery.expired_removed, "message log opened");
         Ok(Self {
             cfg,
             dir,
@@ -270,6 +300,12 @@ impl Log {
             acks.push(rx);
         }
         Ok(PendingAppend { acks })
+    }
+
+    /// The first poisoned shard and why, if any: its writer failed to make data durable and
+    /// refuses appends until the log is reopened (the daemon's health turns NOT_SERVING).
+    pub fn poisoned(&self) -> Option<(u32, String)> {
+        self.shards.iter().find_map(|s| s.poison_cause().map(|c| (s.id, c)))
     }
 
     /// Appends `records` and returns once all are durable.

@@ -3,14 +3,14 @@
 //! Only the shard's writer thread appends; readers see a row once its frame is durable.
 
 use super::frame::{self, FrameError, SegmentHeader, HEADER_LEN, OPEN_MAGIC};
+use crate::crypto::{KeyRing, SegmentCipher};
 use crate::error::{Error, Result};
+use crate::io::{Io, IoFile};
 use crate::record::Record;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// Largest frame payload accepted when reading back (above any configurable batch).
 pub const FRAME_PAYLOAD_MAX: usize = 300 << 20;
@@ -68,7 +68,9 @@ pub struct OpenSegment {
     path: PathBuf,
     /// Identity from the header.
     pub header: SegmentHeader,
-    file: File,
+    file: Box<dyn IoFile>,
+    /// The segment's cipher when its rows are encrypted (header version 2).
+    cipher: Option<SegmentCipher>,
     /// Bytes written (by the writer; the durable length once the batch's sync returned).
     written: AtomicU64,
     /// Engine-clock time of the last append, for idle sealing.
@@ -83,23 +85,41 @@ pub struct TailRepair {
     pub bytes_cut: u64,
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("fsync directory", dir))
-}
-
 impl OpenSegment {
     /// Creates a new, empty open segment; the file and its directory entry are durable when
     /// this returns.
-    pub fn create(path: &Path, header: SegmentHeader, now_ms: i64) -> Result<Self> {
-        let file =
-            OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(Error::io("create", path))?;
-        file.write_all_at(&header.encode(OPEN_MAGIC), 0).map_err(Error::io("write", path))?;
-        file.sync_all().map_err(Error::io("fsync", path))?;
-        fsync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    pub fn create(io: &dyn Io, path: &Path, header: SegmentHeader, now_ms: i64) -> Result<Self> {
+        Self::create_with(io, path, header, now_ms, None)
+    }
+
+    /// [`OpenSegment::create`], its rows encrypted by `cipher` when given (the header names the
+    /// cipher's key).
+    pub fn create_with(
+        io: &dyn Io,
+        path: &Path,
+        header: SegmentHeader,
+        now_ms: i64,
+        cipher: Option<SegmentCipher>,
+    ) -> Result<Self> {
+        let file = io.create_new(path).map_err(Error::io("create", path))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let made = file
+            .write_all_at(&header.encode_keyed(OPEN_MAGIC, cipher.as_ref().map(|c| c.key_id)), 0)
+            .map_err(Error::io("write", path))
+            .and_then(|()| file.sync_all().map_err(Error::io("fsync", path)))
+            .and_then(|()| io.sync_dir(dir).map_err(Error::io("fsync directory", dir)));
+        if let Err(e) = made {
+            // Nothing in it was acknowledged: remove it so that the next append to this bucket
+            // can create the same generation again (recovery would remove it too).
+            drop(file);
+            let _ = io.remove_file(path);
+            return Err(e);
+        }
         Ok(Self {
             path: path.to_owned(),
             header,
             file,
+            cipher,
             written: AtomicU64::new(HEADER_LEN as u64),
             last_write_ms: AtomicI64::new(now_ms),
             index: RwLock::new(OpenIndex::default()),
@@ -110,18 +130,22 @@ impl OpenSegment {
     /// corrupt tail, and rebuilds the index. Returns `None` (and deletes the file) when the file
     /// holds nothing that was ever acknowledged (a crash while it was being created). Damage
     /// followed by valid frames is not a torn tail: it is reported as corruption, never cut.
-    pub fn recover(path: &Path, now_ms: i64) -> Result<Option<(Self, TailRepair)>> {
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(Error::io("open", path))?;
-        let len = file.metadata().map_err(Error::io("stat", path))?.len();
-        let mut buf = Vec::new();
-        {
-            use std::io::Read;
-            (&file).read_to_end(&mut buf).map_err(Error::io("read", path))?;
-        }
-        if buf.len() as u64 != len {
-            return Err(Error::corrupt(path, len, "file changed while being recovered"));
-        }
-        let header = match SegmentHeader::decode(&buf, OPEN_MAGIC) {
+    pub fn recover(io: &dyn Io, path: &Path, now_ms: i64) -> Result<Option<(Self, TailRepair)>> {
+        Self::recover_with(io, path, now_ms, None)
+    }
+
+    /// [`OpenSegment::recover`] with the key ring that decrypts an encrypted segment's rows
+    /// (needed to rebuild its index). An encrypted segment whose key is not in `keys` (or with
+    /// no ring) is refused with [`Error::KeyMissing`] naming the file and the key id.
+    pub fn recover_with(
+        io: &dyn Io,
+        path: &Path,
+        now_ms: i64,
+        keys: Option<&Arc<KeyRing>>,
+    ) -> Result<Option<(Self, TailRepair)>> {
+        let file = io.open_rw(path).map_err(Error::io("open", path))?;
+        let buf = file.read_all().map_err(Error::io("read", path))?;
+        let (header, key_id) = match SegmentHeader::decode_keyed(&buf, OPEN_MAGIC) {
             Ok(h) => h,
             Err(d) => {
                 if first_valid_frame(&buf, 0).is_some() {
@@ -129,9 +153,17 @@ impl OpenSegment {
                 }
                 // The header is written and synced before any frame: nothing here was acknowledged.
                 tracing::warn!(path = %path.display(), "removing an open segment whose creation never completed");
-                std::fs::remove_file(path).map_err(Error::io("remove", path))?;
+                drop(file);
+                io.remove_file(path).map_err(Error::io("remove", path))?;
                 return Ok(None);
             }
+        };
+        let cipher = match key_id {
+            None => None,
+            Some(k) => match keys.filter(|r| r.has(k)) {
+                Some(r) => Some(SegmentCipher::new(r.clone(), k, header.shard, header.bucket_start_ms, header.gen)),
+                None => return Err(Error::key_missing(path, k, keys.map(|r| &**r))),
+            },
         };
         let mut index = OpenIndex::default();
         let mut pos = HEADER_LEN;
@@ -152,7 +184,10 @@ impl OpenSegment {
             let rows_at = pos + frame::FRAME_HEADER_LEN + 4;
             let rows = frame::frame_rows(&f).map_err(|d| Error::corrupt(path, pos as u64, d))?;
             for (off, body) in rows {
-                let rec = frame::decode_row_body(body).map_err(|d| Error::corrupt(path, (rows_at + off) as u64, d))?;
+                let at = (rows_at + off) as u64;
+                let plain = frame::plain_body(body, cipher.as_ref(), at)
+                    .map_err(|e| Error::crypto(path, at, "row", keys.map(|r| &**r), e))?;
+                let rec = frame::decode_row_body(&plain).map_err(|d| Error::corrupt(path, at, d))?;
                 let row = RowRef {
                     ts_ms: rec.ts_ms,
                     off: (rows_at + off) as u64,
@@ -173,6 +208,7 @@ impl OpenSegment {
                 path: path.to_owned(),
                 header,
                 file,
+                cipher,
                 written: AtomicU64::new(pos as u64),
                 last_write_ms: AtomicI64::new(now_ms),
                 index: RwLock::new(index),
@@ -184,6 +220,11 @@ impl OpenSegment {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The cipher of an encrypted segment (`None`: plaintext rows).
+    pub fn cipher(&self) -> Option<&SegmentCipher> {
+        self.cipher.as_ref()
     }
 
     /// Bytes in the file.
@@ -246,7 +287,9 @@ impl OpenSegment {
         let mut buf = vec![0u8; row.len as usize];
         self.file.read_exact_at(&mut buf, row.off).map_err(Error::io("read", &self.path))?;
         let (body, _) = frame::split_row(&buf).map_err(|d| Error::corrupt(&self.path, row.off, d))?;
-        frame::decode_row_body(body).map_err(|d| Error::corrupt(&self.path, row.off, d))
+        let plain = frame::plain_body(body, self.cipher.as_ref(), row.off)
+            .map_err(|e| Error::crypto(&self.path, row.off, "row", None, e))?;
+        frame::decode_row_body(&plain).map_err(|d| Error::corrupt(&self.path, row.off, d))
     }
 }
 

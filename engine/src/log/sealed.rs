@@ -9,13 +9,16 @@ use super::filter::{self, NumberFilter};
 use super::frame::{SegmentHeader, HEADER_LEN, SEALED_MAGIC};
 use super::index::{self, NumberIndex};
 use crate::codec::{checksum, Reader};
+use crate::crypto::{KeyRing, Purpose, SegmentCipher};
 use crate::error::{Error, Result};
+use crate::io::{FileWriter, Io};
 use crate::record::Record;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Magic closing a sealed segment.
 pub const TRAILER_MAGIC: [u8; 8] = *b"PLOGEND\0";
@@ -46,10 +49,22 @@ pub const BLOCK_FLAG_DICT: u32 = 1;
 pub const SEALED_VERSION_PLAIN: u16 = 1;
 /// Trailer format version of a segment with a dictionary section.
 pub const SEALED_VERSION_DICT: u16 = 2;
+/// Trailer format version of an encrypted segment (header version 2, with the key id): every
+/// block and the personal footer sections (kinds 2-5) encrypted; a dictionary is optional.
+pub const SEALED_VERSION_ENCRYPTED: u16 = 3;
+/// Section encoding: the bytes as they are.
+pub const ENCODING_RAW: u32 = 0;
+/// Section encoding (format version 3): `nonce ‖ ciphertext ‖ tag` of the section's bytes.
+pub const ENCODING_ENCRYPTED: u32 = 1;
 /// Raw block bytes the sealer gathers to train a segment's dictionary on (the first blocks).
 const DICT_SAMPLE_BYTES: usize = 4 << 20;
 /// Fewest blocks worth a dictionary: with fewer, the blocks are compressed alone.
 const DICT_MIN_BLOCKS: usize = 8;
+/// Largest uncompressed block a reader accepts, in bytes. A sealer cuts a block once its
+/// records reach `block_bytes_max` (at most 16 MiB), so a block holds at most that plus its last
+/// record (text at most 1 MiB) plus a few bytes of columns per record: 64 MiB leaves room. A
+/// block table entry above it is corruption, refused before memory is reserved for it.
+pub const BLOCK_RAW_BYTES_MAX: usize = 64 << 20;
 
 /// One block's entry in the block table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +90,7 @@ pub struct BlockMeta {
 #[derive(Debug, Clone, Copy)]
 struct Section {
     kind: u32,
+    encoding: u32,
     offset: u64,
     len: u64,
     checksum: u64,
@@ -125,14 +141,28 @@ impl BlockCompressor {
     }
 }
 
+/// How [`write_sealed_with`] builds a segment.
+#[derive(Debug, Clone, Copy)]
+pub struct SealOptions<'a> {
+    /// A block is cut once its records reach this many bytes.
+    pub block_bytes_max: usize,
+    /// zstd level.
+    pub zstd_level: i32,
+    /// Largest dictionary (0: none).
+    pub dict_bytes_max: usize,
+    /// Encrypts the blocks and the personal footer sections (format version 3) when given.
+    pub cipher: Option<&'a SegmentCipher>,
+}
+
 /// Writes a sealed segment holding `records` (sorted by time, ties in arrival order) to `path`
 /// and fsyncs it. `records` is consumed block by block; the first blocks (up to 4 MiB raw) are
 /// held to train the segment's zstd dictionary of at most `dict_bytes_max` bytes (0: none),
-/// then every block is compressed with it and written.
+/// then every block is compressed with it and written. Plaintext: see [`write_sealed_with`].
 pub fn write_sealed<I>(
+    io: &dyn Io,
     path: &Path,
     header: SegmentHeader,
-    mut records: I,
+    records: I,
     block_bytes_max: usize,
     zstd_level: i32,
     dict_bytes_max: usize,
@@ -140,10 +170,34 @@ pub fn write_sealed<I>(
 where
     I: Iterator<Item = Result<Record>>,
 {
-    let file = File::create(path).map_err(Error::io("create", path))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let wr = |w: &mut BufWriter<File>, b: &[u8]| w.write_all(b).map_err(Error::io("write", path));
-    wr(&mut w, &header.encode(SEALED_MAGIC))?;
+    write_sealed_with(
+        io,
+        path,
+        header,
+        records,
+        SealOptions { block_bytes_max, zstd_level, dict_bytes_max, cipher: None },
+    )
+}
+
+/// [`write_sealed`] with options: with a cipher, every block's compressed bytes and the footer
+/// sections that hold personal data (sub-port index, number index, number filter, dictionary)
+/// are stored encrypted, bound to the segment's identity and their block number or section
+/// kind; checksums cover the bytes as stored.
+pub fn write_sealed_with<I>(
+    io: &dyn Io,
+    path: &Path,
+    header: SegmentHeader,
+    mut records: I,
+    opts: SealOptions<'_>,
+) -> Result<SealStats>
+where
+    I: Iterator<Item = Result<Record>>,
+{
+    let SealOptions { block_bytes_max, zstd_level, dict_bytes_max, cipher } = opts;
+    let file = io.create(path).map_err(Error::io("create", path))?;
+    let mut w = BufWriter::with_capacity(1 << 20, FileWriter::new(file));
+    let wr = |w: &mut BufWriter<FileWriter>, b: &[u8]| w.write_all(b).map_err(Error::io("write", path));
+    wr(&mut w, &header.encode_keyed(SEALED_MAGIC, cipher.map(|c| c.key_id)))?;
     let mut pos = HEADER_LEN as u64;
     let mut metas: Vec<BlockMeta> = Vec::new();
     let mut sub_ports: BTreeMap<String, Vec<u32>> = BTreeMap::new();
@@ -162,11 +216,17 @@ where
     let emit = |raw: &[u8],
                 (count, lo, hi): (u32, i64, i64),
                 zc: &mut BlockCompressor,
-                w: &mut BufWriter<File>,
+                w: &mut BufWriter<FileWriter>,
                 pos: &mut u64,
                 metas: &mut Vec<BlockMeta>|
      -> Result<()> {
-        let (comp, flags) = zc.compress(raw, path)?;
+        let (mut comp, flags) = zc.compress(raw, path)?;
+        if let Some(c) = cipher {
+            let mut sealed = Vec::with_capacity(comp.len() + crate::crypto::OVERHEAD);
+            c.seal(Purpose::Block, metas.len() as u64, &comp, &mut sealed)
+                .map_err(|e| Error::crypto(path, *pos, "block", None, e))?;
+            comp = sealed;
+        }
         metas.push(BlockMeta {
             offset: *pos,
             clen: comp.len() as u32,
@@ -276,10 +336,26 @@ where
     } else {
         SEALED_VERSION_PLAIN
     };
+    let version = if cipher.is_some() { SEALED_VERSION_ENCRYPTED } else { version };
     let mut sections = Vec::new();
     let mut index_bytes = 0u64;
-    for (kind, body) in &bodies {
-        sections.push(Section { kind: *kind as u32, offset: pos, len: body.len() as u64, checksum: checksum(&[body]) });
+    for (kind, body) in &mut bodies {
+        let mut encoding = ENCODING_RAW;
+        if let Some(c) = cipher.filter(|_| *kind != SectionKind::Blocks) {
+            let mut sealed = Vec::with_capacity(body.len() + crate::crypto::OVERHEAD);
+            c.seal(Purpose::Section, *kind as u64, body, &mut sealed)
+                .map_err(|e| Error::crypto(path, pos, "section", None, e))?;
+            *body = sealed;
+            encoding = ENCODING_ENCRYPTED;
+        }
+        let body = &*body;
+        sections.push(Section {
+            kind: *kind as u32,
+            encoding,
+            offset: pos,
+            len: body.len() as u64,
+            checksum: checksum(&[body]),
+        });
         wr(&mut w, body)?;
         pos += body.len() as u64;
         if *kind != SectionKind::Dictionary {
@@ -290,7 +366,7 @@ where
     let mut tail = Vec::with_capacity(sections.len() * SECTION_LEN + TRAILER_LEN);
     for s in &sections {
         tail.extend_from_slice(&s.kind.to_le_bytes());
-        tail.extend_from_slice(&0u32.to_le_bytes());
+        tail.extend_from_slice(&s.encoding.to_le_bytes());
         tail.extend_from_slice(&s.offset.to_le_bytes());
         tail.extend_from_slice(&s.len.to_le_bytes());
         tail.extend_from_slice(&s.checksum.to_le_bytes());
@@ -310,7 +386,7 @@ where
     tail.extend_from_slice(&TRAILER_MAGIC);
     wr(&mut w, &tail)?;
     pos += tail.len() as u64;
-    let file = w.into_inner().map_err(|e| Error::io("write", path)(e.into_error()))?;
+    let file = w.into_inner().map_err(|e| Error::io("write", path)(e.into_error()))?.into_file();
     file.sync_all().map_err(Error::io("fsync", path))?;
     Ok(SealStats {
         records: total,
@@ -319,6 +395,14 @@ where
         index_bytes: index_bytes + tail.len() as u64,
         dict_bytes,
     })
+}
+
+/// The number index's offset and stored length, and its decrypted bytes when it is encrypted.
+type NumbersSection = (u64, u64, Option<Box<[u8]>>);
+
+/// Length of the first section of `kind` (0 when there is none).
+fn len_of(sections: &[Section], kind: SectionKind) -> u64 {
+    sections.iter().find(|s| s.kind == kind as u32).map_or(0, |s| s.len)
 }
 
 thread_local! {
@@ -387,8 +471,9 @@ pub struct SealedSegment {
     sections: Vec<Section>,
     blocks: OnceLock<Vec<BlockMeta>>,
     sub_ports: OnceLock<BTreeMap<String, Vec<u32>>>,
-    /// Offset and length of the number index once its checksum has been verified.
-    numbers: OnceLock<(u64, u64)>,
+    /// Offset and length of the number index once its checksum has been verified, and its
+    /// decrypted bytes when the section is encrypted (a plaintext one is searched in the map).
+    numbers: OnceLock<NumbersSection>,
     /// The number filter, copied to memory once its checksum has been verified (it is about
     /// 1.5 bytes per distinct number); `None` when the segment has no filter section.
     number_filter: OnceLock<Option<(u64, Box<[u8]>)>>,
@@ -396,6 +481,12 @@ pub struct SealedSegment {
     version: u16,
     /// The zstd dictionary, loaded once its checksum has been verified.
     dict: OnceLock<zstd::zstd_safe::DDict<'static>>,
+    /// The key id of an encrypted segment (header version 2).
+    key_id: Option<u32>,
+    /// Its cipher, when the key ring holds that key.
+    cipher: Option<SegmentCipher>,
+    /// The key ring it was opened with (named in errors).
+    keys: Option<Arc<KeyRing>>,
 }
 
 impl std::fmt::Debug for SealedSegment {
@@ -406,8 +497,16 @@ impl std::fmt::Debug for SealedSegment {
 
 impl SealedSegment {
     /// Maps `path` and verifies its header and trailer (not its blocks: those are verified on
-    /// every read), so that opening costs the same whatever the segment's size.
+    /// every read), so that opening costs the same whatever the segment's size. An encrypted
+    /// segment opens, and its reads fail naming the key: see [`SealedSegment::open_with_keys`].
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_keys(path, None)
+    }
+
+    /// [`SealedSegment::open`] with the key ring that decrypts an encrypted segment. Without
+    /// the segment's key it still opens (the footer's checksums need no key), and every read
+    /// of a block or an encrypted section fails with [`Error::KeyMissing`].
+    pub fn open_with_keys(path: &Path, keys: Option<Arc<KeyRing>>) -> Result<Self> {
         let file = File::open(path).map_err(Error::io("open", path))?;
         // SAFETY: a sealed segment is never written again once renamed into place; the engine
         // only unlinks it, which leaves the mapping valid. An outside process truncating the file
@@ -418,7 +517,7 @@ impl SealedSegment {
         if len < HEADER_LEN + TRAILER_LEN {
             return Err(corrupt(0, "file too short for a sealed segment"));
         }
-        let header = SegmentHeader::decode(&map, SEALED_MAGIC).map_err(|d| corrupt(0, d))?;
+        let (header, key_id) = SegmentHeader::decode_keyed(&map, SEALED_MAGIC).map_err(|d| corrupt(0, d))?;
         let t0 = len - TRAILER_LEN;
         if map[len - 8..] != TRAILER_MAGIC {
             return Err(corrupt(len - 8, "bad trailer magic"));
@@ -435,18 +534,34 @@ impl SealedSegment {
         if checksum(&[&map[so..len - 16]]) != stored {
             return Err(corrupt(so, "footer checksum mismatch"));
         }
-        if version != SEALED_VERSION_PLAIN && version != SEALED_VERSION_DICT {
-            return Err(corrupt(t0, "unsupported format version"));
+        match (version, key_id) {
+            (SEALED_VERSION_PLAIN | SEALED_VERSION_DICT, None) | (SEALED_VERSION_ENCRYPTED, Some(_)) => {}
+            (SEALED_VERSION_PLAIN | SEALED_VERSION_DICT | SEALED_VERSION_ENCRYPTED, _) => {
+                return Err(corrupt(t0, "trailer version and header disagree about encryption"));
+            }
+            _ => return Err(corrupt(t0, "unsupported format version")),
         }
         let mut sections = Vec::with_capacity(n);
         let mut r = Reader::new(&map[so..t0]);
         for i in 0..n {
             let s = (|| -> std::result::Result<Section, &'static str> {
                 let kind = r.u32()?;
-                let _ = r.u32()?;
-                Ok(Section { kind, offset: r.u64()?, len: r.u64()?, checksum: r.u64()? })
+                let encoding = r.u32()?;
+                Ok(Section { kind, encoding, offset: r.u64()?, len: r.u64()?, checksum: r.u64()? })
             })()
             .map_err(|d| corrupt(so + i * SECTION_LEN, d))?;
+            let encodings_allowed: &[u32] = if version == SEALED_VERSION_ENCRYPTED {
+                &[ENCODING_RAW, ENCODING_ENCRYPTED]
+            } else {
+                // Written as 0 since version 1, and read as 0 (it was ignored before version 3).
+                &[ENCODING_RAW]
+            };
+            if !encodings_allowed.contains(&s.encoding) {
+                return Err(corrupt(
+                    so + i * SECTION_LEN,
+                    &format!("section encoding {} not valid in format version {version}", s.encoding),
+                ));
+            }
             if s.offset < HEADER_LEN as u64 || s.offset.checked_add(s.len).is_none_or(|e| e > sections_off) {
                 return Err(corrupt(so + i * SECTION_LEN, "section out of range"));
             }
@@ -466,7 +581,28 @@ impl SealedSegment {
             number_filter: OnceLock::new(),
             version,
             dict: OnceLock::new(),
+            cipher: key_id
+                .zip(keys.as_ref())
+                .filter(|(k, r)| r.has(*k))
+                .map(|(k, r)| SegmentCipher::new(r.clone(), k, header.shard, header.bucket_start_ms, header.gen)),
+            key_id,
+            keys,
         })
+    }
+
+    /// The key id of an encrypted segment (`None`: plaintext).
+    pub fn key_id(&self) -> Option<u32> {
+        self.key_id
+    }
+
+    /// The cipher for an encrypted item: `Ok(None)` for a plaintext segment,
+    /// [`Error::KeyMissing`] when the ring lacks the segment's key.
+    fn cipher(&self) -> Result<Option<&SegmentCipher>> {
+        match (self.key_id, &self.cipher) {
+            (None, _) => Ok(None),
+            (Some(_), Some(c)) => Ok(Some(c)),
+            (Some(k), None) => Err(Error::key_missing(&self.path, k, self.keys.as_deref())),
+        }
     }
 
     /// The file.
@@ -483,8 +619,9 @@ impl SealedSegment {
         Error::corrupt(&self.path, off, d)
     }
 
-    /// A section's file offset and bytes, its checksum verified.
-    fn section(&self, kind: SectionKind) -> Result<(u64, &[u8])> {
+    /// A section's file offset and bytes, its checksum verified, decrypted when it is
+    /// encrypted.
+    fn section(&self, kind: SectionKind) -> Result<(u64, Cow<'_, [u8]>)> {
         let s = self
             .sections
             .iter()
@@ -495,7 +632,17 @@ impl SealedSegment {
         if checksum(&[body]) != s.checksum {
             return Err(self.corrupt(s.offset, format!("{kind:?} section checksum mismatch")));
         }
-        Ok((s.offset, body))
+        if s.encoding != ENCODING_ENCRYPTED {
+            return Ok((s.offset, Cow::Borrowed(body)));
+        }
+        let Some(c) = self.cipher()? else {
+            // Refused at open: only version 3 segments (which have a key id) have encryption.
+            return Err(self.corrupt(s.offset, format!("{kind:?} section encrypted in a plaintext segment")));
+        };
+        let plain = c
+            .open(Purpose::Section, u64::from(s.kind), body)
+            .map_err(|e| Error::crypto(&self.path, s.offset, &format!("{kind:?} section"), self.keys.as_deref(), e))?;
+        Ok((s.offset, Cow::Owned(plain)))
     }
 
     /// Bytes of the footer sections of `kind` (0 when the segment has none).
@@ -518,7 +665,7 @@ impl SealedSegment {
             return Err(self.corrupt(off, "block table length not a multiple of its entry"));
         }
         let mut out = Vec::with_capacity(body.len() / BLOCK_ENTRY_LEN);
-        let mut r = Reader::new(body);
+        let mut r = Reader::new(&body);
         let mut end = HEADER_LEN as u64;
         let mut count = 0u64;
         while r.remaining() > 0 {
@@ -544,7 +691,7 @@ impl SealedSegment {
             if m.offset != end || m.min_ts_ms > m.max_ts_ms {
                 return Err(self.corrupt(at, "block table entry out of order"));
             }
-            let allowed = if self.version == SEALED_VERSION_DICT { BLOCK_FLAG_DICT } else { 0 };
+            let allowed = if self.version == SEALED_VERSION_PLAIN { 0 } else { BLOCK_FLAG_DICT };
             if m.flags & !allowed != 0 {
                 return Err(self
                     .corrupt(at, format!("block flags {:#x} not valid in format version {}", m.flags, self.version)));
@@ -567,8 +714,24 @@ impl SealedSegment {
         if checksum(&[comp]) != m.checksum {
             return Err(self.corrupt(m.offset, format!("block {i} checksum mismatch")));
         }
+        if m.rlen as usize > BLOCK_RAW_BYTES_MAX {
+            return Err(self.corrupt(
+                m.offset,
+                format!(
+                    "block {i}: uncompressed length {} above the {BLOCK_RAW_BYTES_MAX} bytes a block can have",
+                    m.rlen
+                ),
+            ));
+        }
+        let comp = match self.cipher()? {
+            None => Cow::Borrowed(comp),
+            Some(c) => Cow::Owned(
+                c.open(Purpose::Block, i as u64, comp)
+                    .map_err(|e| Error::crypto(&self.path, m.offset, &format!("block {i}"), self.keys.as_deref(), e))?,
+            ),
+        };
         let dict = if m.flags & BLOCK_FLAG_DICT != 0 { Some(self.dictionary()?) } else { None };
-        let raw = decompress(comp, m.rlen as usize, dict)
+        let raw = decompress(&comp, m.rlen as usize, dict)
             .map_err(|e| self.corrupt(m.offset, format!("block {i}: zstd: {e}")))?;
         if raw.len() != m.rlen as usize {
             return Err(self.corrupt(m.offset, format!("block {i}: decompressed length differs from the table")));
@@ -581,8 +744,12 @@ impl SealedSegment {
         if let Some(d) = self.dict.get() {
             return Ok(d);
         }
-        let (_, body) = self.section(SectionKind::Dictionary)?;
-        Ok(self.dict.get_or_init(|| zstd::zstd_safe::DDict::create(body)))
+        let (off, body) = self.section(SectionKind::Dictionary)?;
+        // zstd refuses (null) a dictionary whose header is zstd's but whose tables are not:
+        // corruption behind a right checksum, an error rather than `DDict::create`'s panic.
+        let d = zstd::zstd_safe::DDict::try_create(&body)
+            .ok_or_else(|| self.corrupt(off, "Dictionary section is not a zstd dictionary"))?;
+        Ok(self.dict.get_or_init(|| d))
     }
 
     /// Reads, verifies and decodes block `i`.
@@ -615,7 +782,7 @@ impl SealedSegment {
             let (off, body) = self.section(SectionKind::SubPorts)?;
             let n = self.blocks()?.len() as u32;
             let map =
-                index::decode_sub_ports(body, n).map_err(|d| self.corrupt(off, format!("sub-port index: {d}")))?;
+                index::decode_sub_ports(&body, n).map_err(|d| self.corrupt(off, format!("sub-port index: {d}")))?;
             let _ = self.sub_ports.set(map);
         }
         Ok(self.sub_ports.get().and_then(|m| m.get(sub_port).cloned()).unwrap_or_default())
@@ -624,13 +791,21 @@ impl SealedSegment {
     /// Blocks that hold `number` (ascending).
     pub fn blocks_of_number(&self, number: u64) -> Result<Vec<u32>> {
         // The section's checksum is verified once per segment, not on every lookup.
-        let (off, body) = match self.numbers.get() {
-            Some(&(off, len)) => (off, &self.map[off as usize..(off + len) as usize]),
+        let (off, len, owned) = match self.numbers.get() {
+            Some(n) => n,
             None => {
                 let (off, body) = self.section(SectionKind::Numbers)?;
-                let _ = self.numbers.set((off, body.len() as u64));
-                (off, body)
+                let owned = match body {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(v) => Some(v.into_boxed_slice()),
+                };
+                self.numbers.get_or_init(|| (off, len_of(&self.sections, SectionKind::Numbers), owned))
             }
+        };
+        let off = *off;
+        let body: &[u8] = match owned {
+            Some(b) => b,
+            None => &self.map[off as usize..(off + len) as usize],
         };
         let n = self.blocks()?.len() as u32;
         let ix = NumberIndex::open(body, n).map_err(|d| self.corrupt(off, format!("number index: {d}")))?;
@@ -653,8 +828,8 @@ impl SealedSegment {
             None => {
                 let f = if self.has_number_filter() {
                     let (off, body) = self.section(SectionKind::NumberFilter)?;
-                    NumberFilter::open(body).map_err(|d| self.corrupt(off, format!("number filter: {d}")))?;
-                    Some((off, Box::from(body)))
+                    NumberFilter::open(&body).map_err(|d| self.corrupt(off, format!("number filter: {d}")))?;
+                    Some((off, Box::from(&*body)))
                 } else {
                     None
                 };
@@ -707,7 +882,7 @@ mod tests {
     fn seal(dir: &Path, name: &str, recs: &[Record], block: usize, dict: usize) -> (SealStats, SealedSegment) {
         let path = dir.join(name);
         let h = SegmentHeader { shard: 0, bucket_start_ms: 1_777_564_800_000, gen: 0 };
-        let st = write_sealed(&path, h, recs.iter().cloned().map(Ok), block, 9, dict).unwrap();
+        let st = write_sealed(&crate::io::OsIo, &path, h, recs.iter().cloned().map(Ok), block, 9, dict).unwrap();
         (st, SealedSegment::open(&path).unwrap())
     }
 

@@ -4,7 +4,7 @@
 //! removes a leftover `.seg.tmp`, and an `.open` whose `.seg` exists.
 
 use super::open_segment::OpenSegment;
-use super::sealed::{write_sealed, SealedSegment};
+use super::sealed::{write_sealed_with, SealOptions, SealedSegment};
 use super::shard::{fsync_dir, seg_stem, Shard};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
@@ -47,37 +47,43 @@ pub fn seal(shard: &Shard, seg: &Arc<OpenSegment>, cfg: &LogConfig) -> Result<()
     let mut rows = seg.read_index().rows.clone();
     if rows.is_empty() {
         shard.write().open.remove(&key);
-        std::fs::remove_file(seg.path()).map_err(Error::io("remove", seg.path()))?;
-        return fsync_dir(&shard.dir);
+        shard.io.remove_file(seg.path()).map_err(Error::io("remove", seg.path()))?;
+        return fsync_dir(&*shard.io, &shard.dir);
     }
     rows.sort_by_key(|r| (r.ts_ms, r.off));
     let tmp = shard.dir.join(format!("{stem}.seg.tmp"));
     let dst = shard.dir.join(format!("{stem}.seg"));
     let started = std::time::Instant::now();
-    let stats = match write_sealed(
+    // Sealing encrypts with the active key, whatever the open segment's rows were.
+    let cipher = shard.new_cipher(&h);
+    let stats = match write_sealed_with(
+        &*shard.io,
         &tmp,
         h,
         rows.iter().map(|&r| seg.read_row(r)),
-        cfg.block_bytes_max,
-        cfg.zstd_level,
-        cfg.zstd_dict_bytes,
+        SealOptions {
+            block_bytes_max: cfg.block_bytes_max,
+            zstd_level: cfg.zstd_level,
+            dict_bytes_max: cfg.zstd_dict_bytes,
+            cipher: cipher.as_ref(),
+        },
     ) {
         Ok(s) => s,
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = shard.io.remove_file(&tmp);
             return Err(e);
         }
     };
-    std::fs::rename(&tmp, &dst).map_err(Error::io("rename", &tmp))?;
-    fsync_dir(&shard.dir)?;
-    let sealed = Arc::new(SealedSegment::open(&dst)?);
+    shard.io.rename(&tmp, &dst).map_err(Error::io("rename", &tmp))?;
+    fsync_dir(&*shard.io, &shard.dir)?;
+    let sealed = Arc::new(SealedSegment::open_with_keys(&dst, shard.keys.clone())?);
     {
         let mut cat = shard.write();
         cat.open.remove(&key);
         cat.sealed.insert(key, sealed);
     }
-    std::fs::remove_file(seg.path()).map_err(Error::io("remove", seg.path()))?;
-    fsync_dir(&shard.dir)?;
+    shard.io.remove_file(seg.path()).map_err(Error::io("remove", seg.path()))?;
+    fsync_dir(&*shard.io, &shard.dir)?;
     tracing::info!(
         shard = shard.id,
         segment = %stem,

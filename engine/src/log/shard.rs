@@ -5,7 +5,9 @@
 use super::frame::SegmentHeader;
 use super::open_segment::OpenSegment;
 use super::sealed::SealedSegment;
+use crate::crypto::{KeyRing, SegmentCipher};
 use crate::error::{Error, Result};
+use crate::io::{Io, SharedIo};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -62,6 +64,10 @@ pub struct Shard {
     pub catalog: RwLock<Catalog>,
     /// Set when the writer failed to make data durable; appends are refused from then on.
     pub poisoned: Mutex<Option<String>>,
+    /// The file operations of the shard's writer, sealer and retention.
+    pub io: SharedIo,
+    /// The key ring: with one, new segments are encrypted with its active key.
+    pub keys: Option<Arc<KeyRing>>,
 }
 
 /// Suffix a sealed segment's file takes when retention removes it from the catalogue
@@ -75,7 +81,13 @@ pub fn seg_stem(bucket_start_ms: i64, gen: u32, tz_offset_ms: i64) -> String {
 
 impl Shard {
     /// Opens (creating if needed) shard `id` in `dir` and recovers its segments.
-    pub fn open(id: u32, dir: PathBuf, now_ms: i64) -> Result<(Self, RecoveryReport)> {
+    pub fn open(
+        id: u32,
+        dir: PathBuf,
+        now_ms: i64,
+        io: SharedIo,
+        keys: Option<Arc<KeyRing>>,
+    ) -> Result<(Self, RecoveryReport)> {
         std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
         let mut report = RecoveryReport::default();
         let mut names: Vec<String> = Vec::new();
@@ -89,22 +101,27 @@ impl Shard {
         let mut cat = Catalog::default();
         let mut changed = false;
         for n in names.iter().filter(|n| n.ends_with(".seg.tmp")) {
-            remove(&dir.join(n))?;
+            remove(&*io, &dir.join(n))?;
             report.leftovers_removed += 1;
             changed = true;
         }
         // Retention renamed these out of the catalogue before unlinking them (log/expire.rs):
         // the deletion was decided and is finished here, never rolled back.
         for n in names.iter().filter(|n| n.ends_with(EXPIRED_SUFFIX)) {
-            remove(&dir.join(n))?;
+            remove(&*io, &dir.join(n))?;
             report.expired_removed += 1;
             changed = true;
         }
         for n in names.iter().filter(|n| n.ends_with(".seg")) {
             let path = dir.join(n);
-            match SealedSegment::open(&path) {
+            match SealedSegment::open_with_keys(&path, keys.clone()) {
                 Ok(s) => {
                     check_identity(&path, &s.header, id)?;
+                    if let Some(k) = s.key_id().filter(|k| !keys.as_ref().is_some_and(|r| r.has(*k))) {
+                        // Served, so that every read of it fails naming the key (never skipped
+                        // in silence); the footer was verified without the key.
+                        tracing::error!(path = %path.display(), key_id = k, "sealed segment encrypted with a key the key ring does not hold; its reads will fail");
+                    }
                     let key = (s.header.bucket_start_ms, s.header.gen);
                     cat.sealed.insert(key, Arc::new(s));
                     report.sealed_segments += 1;
@@ -120,12 +137,12 @@ impl Shard {
             if names.contains(&format!("{}.seg", n.trim_end_matches(".open"))) {
                 // The seal completed (the .seg was renamed into place after its fsync); only the
                 // removal of the open file was interrupted.
-                remove(&path)?;
+                remove(&*io, &path)?;
                 report.leftovers_removed += 1;
                 changed = true;
                 continue;
             }
-            if let Some((seg, repair)) = OpenSegment::recover(&path, now_ms)? {
+            if let Some((seg, repair)) = OpenSegment::recover_with(&*io, &path, now_ms, keys.as_ref())? {
                 check_identity(&path, &seg.header, id)?;
                 report.bytes_cut += repair.bytes_cut;
                 report.open_segments += 1;
@@ -135,9 +152,17 @@ impl Shard {
             }
         }
         if changed {
-            fsync_dir(&dir)?;
+            fsync_dir(&*io, &dir)?;
         }
-        Ok((Self { id, dir, catalog: RwLock::new(cat), poisoned: Mutex::new(None) }, report))
+        Ok((Self { id, dir, catalog: RwLock::new(cat), poisoned: Mutex::new(None), io, keys }, report))
+    }
+
+    /// The cipher a new segment `header` of this shard is encrypted with: the ring's active
+    /// key, or none without a ring.
+    pub fn new_cipher(&self, header: &SegmentHeader) -> Option<SegmentCipher> {
+        self.keys
+            .as_ref()
+            .map(|k| SegmentCipher::new(k.clone(), k.active_id(), header.shard, header.bucket_start_ms, header.gen))
     }
 
     /// Read access to the catalogue (a panic elsewhere cannot leave it inconsistent: every
@@ -168,11 +193,11 @@ fn check_identity(path: &Path, h: &SegmentHeader, shard: u32) -> Result<()> {
     Ok(())
 }
 
-fn remove(path: &Path) -> Result<()> {
-    std::fs::remove_file(path).map_err(Error::io("remove", path))
+fn remove(io: &dyn Io, path: &Path) -> Result<()> {
+    io.remove_file(path).map_err(Error::io("remove", path))
 }
 
 /// fsync of a directory, so that creations, renames and removals in it are durable.
-pub fn fsync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("fsync directory", dir))
+pub fn fsync_dir(io: &dyn Io, dir: &Path) -> Result<()> {
+    io.sync_dir(dir).map_err(Error::io("fsync directory", dir))
 }

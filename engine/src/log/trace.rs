@@ -340,7 +340,7 @@ impl Log {
         else {
             return Ok(());
         };
-        Err(match SealedSegment::open(path) {
+        Err(match SealedSegment::open_with_keys(path, shard.keys.clone()) {
             Err(e @ Error::Corrupt { .. }) => e,
             _ => Error::corrupt(
                 path,

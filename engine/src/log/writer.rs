@@ -63,9 +63,12 @@ struct SegBatch {
     frames: Vec<FrameBuf>,
 }
 
-/// A frame being built: encoded rows, and per row (request, record, offset in rows, length).
+/// A frame being built: the file offset it will be written at (an encrypted row's associated
+/// data holds its own offset), encoded rows, and per row (request, record, offset in rows,
+/// length).
 #[derive(Default)]
 struct FrameBuf {
+    at: u64,
     rows: Vec<u8>,
     metas: Vec<(usize, usize, u64, u32)>,
 }
@@ -76,8 +79,13 @@ impl Writer {
     pub fn new(shard: Arc<Shard>, cfg: Arc<LogConfig>, clock: SharedClock, sealer: Sender<SealJob>) -> Self {
         let mut writable = BTreeMap::new();
         let mut retire = Vec::new();
+        // New rows go to segments of the active key: a recovered segment of another key (or
+        // plaintext, now that a key ring is configured) is sealed, and sealing re-encrypts.
+        let active = shard.keys.as_ref().map(|k| k.active_id());
         for ((bucket, _), seg) in shard.read().open.iter() {
-            if let Some(older) = writable.insert(*bucket, seg.clone()) {
+            if seg.cipher().map(|c| c.key_id) != active {
+                retire.push(seg.clone());
+            } else if let Some(older) = writable.insert(*bucket, seg.clone()) {
                 retire.push(older);
             }
         }
@@ -185,21 +193,31 @@ impl Writer {
         let now = self.clock.now_ms();
         let frame_max = self.cfg.batch_bytes_max;
         let mut segs: BTreeMap<i64, SegBatch> = BTreeMap::new();
+        let mut scratch = Vec::new();
         for (pi, p) in batch.iter().enumerate() {
             for (ri, r) in p.records.iter().enumerate() {
                 let bucket = crate::time::bucket_start_ms(r.ts_ms, self.cfg.bucket_ms, self.cfg.tz_offset_ms);
                 if let std::collections::btree_map::Entry::Vacant(v) = segs.entry(bucket) {
                     let seg = self.segment_for(bucket, now)?;
                     let len_before = seg.bytes();
-                    v.insert(SegBatch { seg, len_before, frames: vec![FrameBuf::default()] });
+                    let first = FrameBuf { at: len_before, ..FrameBuf::default() };
+                    v.insert(SegBatch { seg, len_before, frames: vec![first] });
                 }
                 let Some(sb) = segs.get_mut(&bucket) else { continue };
-                if sb.frames.last().is_some_and(|f| f.rows.len() >= frame_max) {
-                    sb.frames.push(FrameBuf::default());
+                if let Some(last) = sb.frames.last().filter(|f| f.rows.len() >= frame_max) {
+                    let at = last.at + (FRAME_HEADER_LEN + 4 + last.rows.len()) as u64;
+                    sb.frames.push(FrameBuf { at, ..FrameBuf::default() });
                 }
                 let Some(fb) = sb.frames.last_mut() else { continue };
                 let at = fb.rows.len() as u64;
-                frame::encode_row(&mut fb.rows, r);
+                match sb.seg.cipher() {
+                    None => frame::encode_row(&mut fb.rows, r),
+                    Some(c) => {
+                        let row_off = fb.at + (FRAME_HEADER_LEN + 4) as u64 + at;
+                        frame::encode_row_encrypted(&mut fb.rows, r, c, row_off, &mut scratch)
+                            .map_err(|e| Error::crypto(sb.seg.path(), row_off, "row", None, e))?;
+                    }
+                }
                 fb.metas.push((pi, ri, at, (fb.rows.len() as u64 - at) as u32));
             }
         }
@@ -210,6 +228,17 @@ impl Writer {
             for (fi, fb) in sb.frames.iter().enumerate() {
                 let f = frame::encode_frame(&fb.rows, fb.metas.len() as u32);
                 match sb.seg.write_frame(&f) {
+                    // Rows were sealed for the offset the frame was planned at: a frame landing
+                    // elsewhere would be unreadable, so it is undone (only this writer appends,
+                    // so it cannot happen).
+                    Ok(at) if at != fb.at => {
+                        failure = Some(Error::corrupt(
+                            sb.seg.path(),
+                            at,
+                            format!("frame written at offset {at}, planned at {}", fb.at),
+                        ));
+                        break 'write;
+                    }
                     Ok(at) => placed.push((*bucket, fi, at)),
                     Err(e) => {
                         failure = Some(e);
@@ -279,7 +308,8 @@ impl Writer {
         let gen = self.shard.read().next_gen(bucket);
         let header = SegmentHeader { shard: self.shard.id, bucket_start_ms: bucket, gen };
         let path = self.shard.dir.join(format!("{}.open", seg_stem(bucket, gen, self.cfg.tz_offset_ms)));
-        let seg = Arc::new(OpenSegment::create(&path, header, now)?);
+        let cipher = self.shard.new_cipher(&header);
+        let seg = Arc::new(OpenSegment::create_with(&*self.shard.io, &path, header, now, cipher)?);
         self.shard.write().open.insert((bucket, gen), seg.clone());
         self.writable.insert(bucket, seg.clone());
         Ok(seg)

@@ -77,8 +77,20 @@ impl Registry {
     /// Opens (or creates) the registry in `dir` and loads it into memory: the ledger, then every
     /// reject key into the per-assignment sets.
     pub fn open(dir: impl AsRef<Path>, cfg: RegistryConfig, clock: SharedClock) -> Result<Self> {
+        Self::open_with_keys(dir, cfg, clock, None)
+    }
+
+    /// [`Registry::open`] with a key ring: reject texts and consent records are then written
+    /// encrypted with its
+    /// active key, and encrypted ones read (plaintext ones written before stay readable).
+    pub fn open_with_keys(
+        dir: impl AsRef<Path>,
+        cfg: RegistryConfig,
+        clock: SharedClock,
+        keys: Option<std::sync::Arc<crate::crypto::KeyRing>>,
+    ) -> Result<Self> {
         cfg.validate()?;
-        let store = Store::open(dir.as_ref(), cfg.sync)?;
+        let store = Store::open(dir.as_ref(), cfg.sync, keys)?;
         let mut providers = HashMap::new();
         for versions in store.providers()? {
             if let Some(first) = versions.first() {
@@ -255,9 +267,9 @@ impl Registry {
                 if !want_since && at_ms.is_none() {
                     return Ok(Verdict::deny(Reason::Rejected, id));
                 }
-                if let Some(r) = self.store.get_reject(aid, key)? {
-                    if r.at_ms <= at {
-                        return Ok(Verdict { since_ms: Some(r.at_ms), ..Verdict::deny(Reason::Rejected, id) });
+                if let Some(at_ms) = self.store.reject_at_ms(aid, key)? {
+                    if at_ms <= at {
+                        return Ok(Verdict { since_ms: Some(at_ms), ..Verdict::deny(Reason::Rejected, id) });
                     }
                 }
             }

@@ -4,11 +4,13 @@
 //! checksums every block (xxh3) and its WAL records. Layout: docs/format.md, "Registry store".
 
 use super::types::{Assignment, ConsentRecord, LedgerEvent, Provider, RejectSource};
+use crate::crypto::{self, CryptoError, KeyRing, Purpose};
 use crate::error::{Error, Result};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) const CF_PROVIDERS: &str = "providers";
 pub(crate) const CF_ASSIGNMENTS: &str = "assignments";
@@ -35,8 +37,24 @@ const CFS: [&str; 9] = [
 /// A raw key and value.
 pub(crate) type RawEntry = (Box<[u8]>, Box<[u8]>);
 
-/// Version byte leading every reject value.
+/// Version byte leading a reject value with a plaintext text.
 const REJECT_VALUE_V1: u8 = 1;
+/// Version byte leading a reject value whose text is encrypted (docs/format.md, "Registry
+/// store"): `02 ‖ at_ms ‖ source ‖ key id u32 LE ‖ nonce ‖ ciphertext ‖ tag`.
+const REJECT_VALUE_V2: u8 = 2;
+
+/// First byte of an encrypted consent value: `02 ‖ key id u32 LE ‖ nonce ‖ ciphertext of the
+/// JSON ‖ tag` (a plaintext one is JSON, starting with `{`).
+const CONSENT_VALUE_ENCRYPTED: u8 = 2;
+
+/// Why a stored reject value could not be read.
+#[derive(Debug)]
+pub(crate) enum RejectDecodeError {
+    /// Not a reject value of a known version.
+    Malformed,
+    /// Its text could not be decrypted.
+    Crypto(CryptoError),
+}
 
 /// The stored part of a reject (the key holds assignment and number).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,23 +65,45 @@ pub(crate) struct RejectValue {
 }
 
 impl RejectValue {
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(10 + self.text.len());
-        v.push(REJECT_VALUE_V1);
+    /// The stored value of the reject under RocksDB key `rkey`: version 1 (plaintext text)
+    /// without a key ring, version 2 (text encrypted with the active key, bound to `rkey`) with
+    /// one.
+    fn encode(&self, keys: Option<&KeyRing>, rkey: &[u8]) -> std::result::Result<Vec<u8>, CryptoError> {
+        let mut v = Vec::with_capacity(14 + crypto::OVERHEAD + self.text.len());
+        v.push(if keys.is_some() { REJECT_VALUE_V2 } else { REJECT_VALUE_V1 });
         v.extend_from_slice(&self.at_ms.to_le_bytes());
         v.push(self.source.code());
-        v.extend_from_slice(self.text.as_bytes());
-        v
+        match keys {
+            None => v.extend_from_slice(self.text.as_bytes()),
+            Some(k) => {
+                v.extend_from_slice(&k.active_id().to_le_bytes());
+                k.seal(k.active_id(), &crypto::aad(Purpose::RejectText, rkey), self.text.as_bytes(), &mut v)?;
+            }
+        }
+        Ok(v)
     }
 
-    fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() < 10 || b[0] != REJECT_VALUE_V1 {
+    /// The time a stored value (either version) records, without touching its text.
+    fn at_ms_of(b: &[u8]) -> Option<i64> {
+        if b.len() < 10 || (b[0] != REJECT_VALUE_V1 && b[0] != REJECT_VALUE_V2) {
             return None;
         }
-        let at_ms = i64::from_le_bytes(b[1..9].try_into().ok()?);
-        let source = RejectSource::from_code(b[9])?;
-        let text = String::from_utf8(b[10..].to_vec()).ok()?;
-        Some(RejectValue { at_ms, source, text })
+        Some(i64::from_le_bytes(b[1..9].try_into().ok()?))
+    }
+
+    fn decode(b: &[u8], keys: Option<&KeyRing>, rkey: &[u8]) -> std::result::Result<Self, RejectDecodeError> {
+        let at_ms = Self::at_ms_of(b).ok_or(RejectDecodeError::Malformed)?;
+        let source = RejectSource::from_code(b[9]).ok_or(RejectDecodeError::Malformed)?;
+        let text = if b[0] == REJECT_VALUE_V1 {
+            b[10..].to_vec()
+        } else {
+            let id = b.get(10..14).and_then(|i| i.try_into().ok()).map(u32::from_le_bytes);
+            let id = id.ok_or(RejectDecodeError::Malformed)?;
+            let keys = keys.ok_or(RejectDecodeError::Crypto(CryptoError::MissingKey(id)))?;
+            keys.open(id, &crypto::aad(Purpose::RejectText, rkey), &b[14..]).map_err(RejectDecodeError::Crypto)?
+        };
+        let text = String::from_utf8(text).map_err(|_| RejectDecodeError::Malformed)?;
+        Ok(RejectValue { at_ms, source, text })
     }
 }
 
@@ -92,6 +132,8 @@ pub(crate) struct Store {
     db: DB,
     path: PathBuf,
     sync: bool,
+    /// With a ring, reject texts are written encrypted (and encrypted ones can be read).
+    keys: Option<Arc<KeyRing>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -157,17 +199,30 @@ impl Batch<'_> {
         self.json(CF_HISTORY, &e.seq.to_be_bytes(), e)
     }
 
+    /// A consent record: its JSON, encrypted (the whole value: number and evidence) when the
+    /// store has a key ring.
     pub fn consent(&mut self, key: u64, seq: u64, c: &ConsentRecord) -> Result<()> {
         let mut k = Vec::with_capacity(20);
         k.extend_from_slice(&c.assignment.to_be_bytes());
         k.extend_from_slice(&key.to_be_bytes());
         k.extend_from_slice(&seq.to_be_bytes());
-        self.json(CF_CONSENT, &k, c)
+        let Some(keys) = self.store.keys.as_deref() else { return self.json(CF_CONSENT, &k, c) };
+        let json = serde_json::to_vec(c).map_err(|e| self.store.corrupt(format!("encoding {CF_CONSENT}: {e}")))?;
+        let mut v = Vec::with_capacity(5 + crypto::OVERHEAD + json.len());
+        v.push(CONSENT_VALUE_ENCRYPTED);
+        v.extend_from_slice(&keys.active_id().to_le_bytes());
+        keys.seal(keys.active_id(), &crypto::aad(Purpose::ConsentRecord, &k), &json, &mut v)
+            .map_err(|e| self.store.value_error(CF_CONSENT, &k, e))?;
+        let h = self.store.cf(CF_CONSENT)?;
+        self.wb.put_cf(h, k, v);
+        Ok(())
     }
 
     pub fn reject(&mut self, assignment: u32, key: u64, v: &RejectValue) -> Result<()> {
         let h = self.store.cf(CF_REJECTS)?;
-        self.wb.put_cf(h, reject_key(assignment, key), v.encode());
+        let rkey = reject_key(assignment, key);
+        let value = v.encode(self.store.keys.as_deref(), &rkey).map_err(|e| self.store.reject_error(&rkey, e))?;
+        self.wb.put_cf(h, rkey, value);
         let h = self.store.cf(CF_REJECTS_BY_NUMBER)?;
         self.wb.put_cf(h, by_number_key(key, assignment), []);
         Ok(())
@@ -216,7 +271,7 @@ impl Batch<'_> {
 }
 
 impl Store {
-    pub fn open(path: &Path, sync: bool) -> Result<Store> {
+    pub fn open(path: &Path, sync: bool, keys: Option<Arc<KeyRing>>) -> Result<Store> {
         std::fs::create_dir_all(path).map_err(Error::io("create directory", path))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -239,7 +294,7 @@ impl Store {
         }
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| Error::Store { path: path.to_path_buf(), detail: format!("open: {}", e.into_string()) })?;
-        Ok(Store { db, path: path.to_path_buf(), sync })
+        Ok(Store { db, path: path.to_path_buf(), sync, keys })
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
@@ -248,6 +303,49 @@ impl Store {
 
     fn corrupt(&self, detail: String) -> Error {
         Error::Store { path: self.path.clone(), detail }
+    }
+
+    /// The error for reject `rkey`'s value that does not decode (or encrypt).
+    fn reject_error(&self, rkey: &[u8], e: CryptoError) -> Error {
+        let (a, k) = split_reject_key(rkey).unwrap_or_default();
+        match e {
+            CryptoError::MissingKey(id) => Error::key_missing(&self.path, id, self.keys.as_deref()),
+            e => self.corrupt(format!("reject {a}/{k}: {e}")),
+        }
+    }
+
+    /// The error for a value of `cf` under `key` that does not decrypt (or encrypt).
+    fn value_error(&self, cf: &str, key: &[u8], e: CryptoError) -> Error {
+        match e {
+            CryptoError::MissingKey(id) => Error::key_missing(&self.path, id, self.keys.as_deref()),
+            e => self.corrupt(format!("{cf} entry {key:?}: {e}")),
+        }
+    }
+
+    /// A consent value decoded: JSON, decrypted first when it is encrypted.
+    fn decode_consent(&self, key: &[u8], v: &[u8]) -> Result<ConsentRecord> {
+        let json = if v.first() == Some(&CONSENT_VALUE_ENCRYPTED) {
+            let id = v.get(1..5).and_then(|i| i.try_into().ok()).map(u32::from_le_bytes);
+            let id = id.ok_or_else(|| self.corrupt(format!("{CF_CONSENT} entry {key:?} is truncated")))?;
+            let keys = self.keys.as_deref().ok_or_else(|| Error::key_missing(&self.path, id, None))?;
+            let plain = keys
+                .open(id, &crypto::aad(Purpose::ConsentRecord, key), &v[5..])
+                .map_err(|e| self.value_error(CF_CONSENT, key, e))?;
+            std::borrow::Cow::Owned(plain)
+        } else {
+            std::borrow::Cow::Borrowed(v)
+        };
+        serde_json::from_slice(&json).map_err(|e| self.corrupt(format!("consent entry {key:?}: {e}")))
+    }
+
+    fn decode_reject(&self, rkey: &[u8], v: &[u8]) -> Result<RejectValue> {
+        RejectValue::decode(v, self.keys.as_deref(), rkey).map_err(|e| match e {
+            RejectDecodeError::Crypto(e) => self.reject_error(rkey, e),
+            RejectDecodeError::Malformed => {
+                let (a, k) = split_reject_key(rkey).unwrap_or_default();
+                self.corrupt(format!("reject {a}/{k} does not decode"))
+            }
+        })
     }
 
     fn rerr(&self, op: &str) -> impl Fn(rocksdb::Error) -> Error + '_ {
@@ -294,7 +392,12 @@ impl Store {
     }
 
     pub fn consents(&self) -> Result<Vec<ConsentRecord>> {
-        Ok(self.load_json(CF_CONSENT)?.into_iter().map(|(_, v)| v).collect())
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_CONSENT)?, IteratorMode::Start) {
+            let (k, v) = item.map_err(self.rerr("read"))?;
+            out.push(self.decode_consent(&k, &v)?);
+        }
+        Ok(out)
     }
 
     pub fn audit_entries<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
@@ -375,7 +478,17 @@ impl Store {
         let v = self.db.get_pinned_cf(self.cf(CF_REJECTS)?, k).map_err(self.rerr("read reject"))?;
         match v {
             None => Ok(None),
-            Some(b) => RejectValue::decode(&b)
+            Some(b) => self.decode_reject(&k, &b).map(Some),
+        }
+    }
+
+    /// The time of a reject, if there is one, without decrypting its text (the check's path).
+    pub fn reject_at_ms(&self, assignment: u32, key: u64) -> Result<Option<i64>> {
+        let k = reject_key(assignment, key);
+        let v = self.db.get_pinned_cf(self.cf(CF_REJECTS)?, k).map_err(self.rerr("read reject"))?;
+        match v {
+            None => Ok(None),
+            Some(b) => RejectValue::at_ms_of(&b)
                 .map(Some)
                 .ok_or_else(|| self.corrupt(format!("reject {assignment}/{key} does not decode"))),
         }
@@ -392,7 +505,7 @@ impl Store {
                 break;
             }
             let (_, key) = split_reject_key(&k).ok_or_else(|| self.corrupt(format!("reject key {k:?}")))?;
-            let val = RejectValue::decode(&v).ok_or_else(|| self.corrupt(format!("reject {assignment}/{key}")))?;
+            let val = self.decode_reject(&k, &v)?;
             out.push((key, val));
         }
         Ok(out)
@@ -436,8 +549,7 @@ impl Store {
             if !k.starts_with(&prefix) {
                 break;
             }
-            let c: ConsentRecord =
-                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("consent entry {k:?}: {e}")))?;
+            let c = self.decode_consent(&k, &v)?;
             out.push((k, c));
         }
         Ok(out)
