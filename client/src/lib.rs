@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capacity;
+pub mod ingest_parse;
 
 use std::path::PathBuf;
 use tonic::metadata::AsciiMetadataValue;

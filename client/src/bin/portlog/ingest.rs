@@ -3,67 +3,34 @@
 //! number and not sent; the server reports the others it refuses by index, which is mapped back
 //! to the line number. Good lines are never dropped because of a bad neighbour.
 
+use portlog_client::ingest_parse::{self, IngestLine};
 use portlog_client::proto::{self, IngestRequest};
-use portlog_engine::time::parse_time_ms;
 use portlog_engine::{Direction, Usage};
-use serde::Deserialize;
-use serde_json::Value;
 use std::io::{BufRead, BufReader, IsTerminal, Read};
 
 /// Largest encoded chunk the CLI sends, in bytes (well under the server's message limit).
 const CHUNK_BYTES_MAX: usize = 4 << 20;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line {
-    dir: String,
-    sub_port: Value,
-    peer: Value,
-    ts: Value,
-    #[serde(default)]
-    usage: Option<String>,
-    text: String,
-}
-
-fn text_of(field: &str, v: &Value) -> Result<String, String> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) if n.is_u64() => Ok(n.to_string()),
-        other => Err(format!("invalid {field}: {other} is neither a string nor a non-negative integer")),
-    }
-}
-
+/// One line as the message the ingest call sends (the parser is
+/// [`portlog_client::ingest_parse`]).
 fn parse_line(s: &str) -> Result<proto::Message, String> {
-    let l: Line = serde_json::from_str(s).map_err(|e| {
-        // serde_json says "at line 1 column N" of the one line it was given: keep the column.
-        let msg = e.to_string();
-        let what = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(w, _)| w);
-        format!("malformed JSON at column {}: {what}", e.column())
-    })?;
-    let dir = Direction::parse(&l.dir).map_err(|e| e.to_string())?;
-    let ts_ms = match &l.ts {
-        Value::String(t) => parse_time_ms(t).map_err(|e| format!("invalid ts: {e}"))?,
-        Value::Number(n) => n.as_i64().ok_or_else(|| format!("invalid ts: {n} is not whole milliseconds"))?,
-        other => return Err(format!("invalid ts: {other} is neither RFC 3339 nor milliseconds since the epoch")),
-    };
-    let usage = match l.usage.as_deref() {
+    let IngestLine { dir, sub_port, peer, ts_ms, usage, text } = ingest_parse::parse_line(s)?;
+    let usage = match usage {
         None => proto::Usage::Unspecified,
-        Some(u) => match Usage::parse(u).map_err(|e| e.to_string())? {
-            Usage::Commercial => proto::Usage::Commercial,
-            Usage::Service => proto::Usage::Service,
-            Usage::Public => proto::Usage::Public,
-        },
+        Some(Usage::Commercial) => proto::Usage::Commercial,
+        Some(Usage::Service) => proto::Usage::Service,
+        Some(Usage::Public) => proto::Usage::Public,
     };
     Ok(proto::Message {
         dir: match dir {
             Direction::Mt => proto::Direction::Mt,
             Direction::Mo => proto::Direction::Mo,
         } as i32,
-        sub_port: text_of("sub_port", &l.sub_port)?,
-        peer: text_of("peer", &l.peer)?,
+        sub_port,
+        peer,
         ts_ms,
         usage: usage as i32,
-        text: l.text,
+        text,
     })
 }
 
