@@ -3,14 +3,17 @@
 //! * `append/group100`: one `Log::append` of 100 records with `SyncPolicy::Data` (default
 //!   config, 4 shards), i.e. the latency of a durable group;
 //! * `seal/50k`: `Log::seal_all` of 50 000 records held in open segments (the appends that fill
-//!   them, with `SyncPolicy::None`, are set-up and not timed).
+//!   them, with `SyncPolicy::None`, are set-up and not timed);
+//! * `append/bulk1k_nosync`: one `Log::append` of 1 000 records with `SyncPolicy::None` (the
+//!   CPU cost of encoding and writing, without the fsync that hides it);
+//! * each again with `_encrypted`: encryption at rest on (a key ring of one key).
 //!
 //! `cargo bench -p portlog-benches --bench append`; `cargo test --benches` runs each once.
 
 use criterion::{criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use portlog_benches::disk::scratch_base;
 use portlog_benches::{Generator, Record, Templates, WorkloadConfig};
-use portlog_engine::{Log, LogConfig, ManualClock, SyncPolicy};
+use portlog_engine::{KeyRing, Log, LogConfig, LogEnv, ManualClock, SyncPolicy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,26 +30,48 @@ fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("portlog-criterion-").tempdir_in(base).expect("temp dir")
 }
 
-fn append(c: &mut Criterion) {
-    let dir = scratch();
-    let mut gen = generator();
-    let clock = ManualClock::new(gen.last_ts_ms());
-    let log = Log::open(dir.path(), LogConfig::default(), Arc::new(clock.clone())).expect("open log");
-    let mut g = c.benchmark_group("append");
-    g.sample_size(20).measurement_time(Duration::from_secs(4)).throughput(Throughput::Elements(GROUP as u64));
-    g.bench_function("group100", |b| {
-        b.iter_batched(
-            || {
-                let recs: Vec<Record> = gen.by_ref().take(GROUP).collect();
-                clock.set_ms(gen.last_ts_ms());
-                recs
-            },
-            |recs| log.append(recs).expect("append"),
-            BatchSize::SmallInput,
-        );
+/// The environment of a bench run: plaintext, or encrypted with one key.
+fn env(encrypted: bool) -> LogEnv {
+    let keys = encrypted.then(|| {
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8 * 7 + 1);
+        Arc::new(KeyRing::from_keys([(1, key)].into(), std::path::Path::new("bench")).expect("key ring"))
     });
+    LogEnv { keys, ..LogEnv::default() }
+}
+
+fn suffix(encrypted: bool) -> &'static str {
+    if encrypted {
+        "_encrypted"
+    } else {
+        ""
+    }
+}
+
+fn append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append");
+    for encrypted in [false, true] {
+        for (name, n, sync) in [("group100", GROUP, SyncPolicy::Data), ("bulk1k_nosync", 1_000, SyncPolicy::None)] {
+            let dir = scratch();
+            let mut gen = generator();
+            let clock = ManualClock::new(gen.last_ts_ms());
+            let cfg = LogConfig { sync, ..LogConfig::default() };
+            let log = Log::open_with(dir.path(), cfg, Arc::new(clock.clone()), env(encrypted)).expect("open log");
+            g.sample_size(20).measurement_time(Duration::from_secs(4)).throughput(Throughput::Elements(n as u64));
+            g.bench_function(format!("{name}{}", suffix(encrypted)), |b| {
+                b.iter_batched(
+                    || {
+                        let recs: Vec<Record> = gen.by_ref().take(n).collect();
+                        clock.set_ms(gen.last_ts_ms());
+                        recs
+                    },
+                    |recs| log.append(recs).expect("append"),
+                    BatchSize::SmallInput,
+                );
+            });
+            log.close();
+        }
+    }
     g.finish();
-    log.close();
 }
 
 fn seal(c: &mut Criterion) {
@@ -58,24 +83,27 @@ fn seal(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Elements(SEAL_RECORDS as u64));
-    g.bench_function("50k", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = scratch();
-                let cfg = LogConfig { sync: SyncPolicy::None, ..LogConfig::default() };
-                let log = Log::open(dir.path(), cfg, Arc::new(ManualClock::new(now))).expect("open log");
-                for chunk in records.chunks(1_000) {
-                    log.append(chunk.to_vec()).expect("append");
+    for encrypted in [false, true] {
+        g.bench_function(format!("50k{}", suffix(encrypted)), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = scratch();
+                    let cfg = LogConfig { sync: SyncPolicy::None, ..LogConfig::default() };
+                    let log = Log::open_with(dir.path(), cfg, Arc::new(ManualClock::new(now)), env(encrypted))
+                        .expect("open log");
+                    for chunk in records.chunks(1_000) {
+                        log.append(chunk.to_vec()).expect("append");
+                    }
+                    let t = Instant::now();
+                    log.seal_all().expect("seal");
+                    total += t.elapsed();
+                    log.close();
                 }
-                let t = Instant::now();
-                log.seal_all().expect("seal");
-                total += t.elapsed();
-                log.close();
-            }
-            total
+                total
+            });
         });
-    });
+    }
     g.finish();
 }
 

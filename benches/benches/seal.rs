@@ -49,6 +49,7 @@ fn seal(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 write_sealed(
+                    &portlog_engine::io::OsIo,
                     &path,
                     header,
                     recs.iter().cloned().map(Ok),

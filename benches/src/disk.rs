@@ -1,4 +1,4 @@
-//! What a data directory occupies, and where it lives.
+//! What a data directory occupies, where it lives, and the disk's fdatasync floor.
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -61,9 +61,69 @@ pub fn scratch_base() -> Result<PathBuf> {
     }
 }
 
+/// The fdatasync floor of a durable append: `groups` writes of `group_bytes` each followed by
+/// an fdatasync, on one file in `dir`, single-threaded. Returns groups per second when
+/// appending (each fdatasync also commits the file's new size to the journal) and when
+/// overwriting a file written and synced beforehand (an fdatasync then flushes data only).
+/// Any engine that makes each group durable with one fdatasync of its own is bounded by these
+/// rates at one thread.
+pub fn fsync_floor(dir: &Path, group_bytes: usize, groups: usize) -> Result<FsyncFloor> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let buf = vec![0x5au8; group_bytes.max(1)];
+    let run = |prewritten: bool| -> Result<f64> {
+        let path = dir.join(if prewritten { "fsync-floor-prewritten" } else { "fsync-floor-append" });
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        if prewritten {
+            std::io::copy(&mut std::io::repeat(0).take((buf.len() * groups) as u64), &mut f)?;
+            f.sync_all()?;
+            f.seek(SeekFrom::Start(0))?;
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..groups {
+            f.write_all(&buf)?;
+            f.sync_data()?;
+        }
+        let rate = groups as f64 / t.elapsed().as_secs_f64();
+        drop(f);
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        Ok(rate)
+    };
+    Ok(FsyncFloor { group_bytes, groups, append_groups_per_s: run(false)?, prewritten_groups_per_s: run(true)? })
+}
+
+/// What [`fsync_floor`] measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FsyncFloor {
+    /// Bytes written per group.
+    pub group_bytes: usize,
+    /// Groups timed in each mode.
+    pub groups: usize,
+    /// Groups made durable per second appending to a fresh file.
+    pub append_groups_per_s: f64,
+    /// Groups made durable per second overwriting a file written and synced beforehand.
+    pub prewritten_groups_per_s: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fsync_floor_measures_both_modes_and_leaves_nothing_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let f = fsync_floor(d.path(), 4096, 20).unwrap();
+        assert_eq!((f.group_bytes, f.groups), (4096, 20));
+        for r in [f.append_groups_per_s, f.prewritten_groups_per_s] {
+            assert!(r.is_finite() && r > 0.0, "{f:?}");
+        }
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0, "scratch files left");
+        assert!(fsync_floor(&d.path().join("missing"), 10, 1).is_err());
+    }
 
     #[test]
     fn sums_nested_files() {

@@ -12,10 +12,12 @@
 //! append calls/s and MB/s of *logical bytes*: the records' size as JSON lines in the ingest
 //! format, one measure for both engines. Space is measured after portlog's `seal_all` and
 //! RocksDB's flush and full compaction, as the sum of every file's length in the data
-//! directory, and beside it the size of the same JSON lines compressed by zstd -3.
+//! directory, and beside it the size of the same JSON lines compressed by zstd -3. Last, the
+//! disk's fdatasync floor in the same run (`disk::fsync_floor`): the rate at which one thread
+//! can make groups of the same size durable with nothing but a write and an fdatasync each.
 
 use anyhow::{anyhow, bail, Context, Result};
-use portlog_benches::disk::{dir_bytes, fs_type, scratch_base};
+use portlog_benches::disk::{dir_bytes, fs_type, fsync_floor, scratch_base, FsyncFloor};
 use portlog_benches::rocks::{encode_key, encode_value, options as rocks_options};
 use portlog_benches::{jsonl_zstd_bytes, Generator, Record, Templates, WorkloadConfig};
 use portlog_engine::{Log, LogConfig, ManualClock, SyncPolicy};
@@ -382,6 +384,27 @@ fn print_markdown(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
     );
 }
 
+/// Groups timed by the fdatasync floor (about half a second at this disk's rates).
+const FLOOR_GROUPS_MAX: usize = 3_000;
+
+/// The floor as one sentence, with the ratio to RocksDB's one-thread rate when it ran.
+fn floor_line(f: &FsyncFloor, group: usize, rocks_1t: Option<f64>) -> String {
+    use portlog_benches::docs::thousands;
+    let rec = |gps: f64| gps * group as f64;
+    let vs = |gps: f64| rocks_1t.map(|r| format!(", {:.2}× RocksDB's 1-thread rate", rec(gps) / r)).unwrap_or_default();
+    format!(
+        "fdatasync floor of this disk, same run: {} writes of {} B (one group's records as JSON lines), each followed by fdatasync, 1 thread: appending to a file {} groups/s = {} records/s{}; overwriting a prewritten file {} groups/s = {} records/s{}. No engine that makes each group durable with one fdatasync of its own passes these at 1 thread.",
+        thousands(f.groups as u64),
+        thousands(f.group_bytes as u64),
+        thousands(f.append_groups_per_s.round() as u64),
+        thousands(rec(f.append_groups_per_s).round() as u64),
+        vs(f.append_groups_per_s),
+        thousands(f.prewritten_groups_per_s.round() as u64),
+        thousands(rec(f.prewritten_groups_per_s).round() as u64),
+        vs(f.prewritten_groups_per_s),
+    )
+}
+
 fn main() -> Result<()> {
     let args = parse_args(std::env::args().skip(1))?;
     let base = match &args.dir {
@@ -467,14 +490,28 @@ fn main() -> Result<()> {
         rows.extend(pair);
     }
 
+    // The disk's own limit, measured in the same run: one thread, groups of the same size.
+    let group_bytes = (logical as f64 / n as f64 * args.group as f64).round() as usize;
+    let groups = (n as usize).div_ceil(args.group).clamp(1, FLOOR_GROUPS_MAX);
+    let floor = fsync_floor(root.path(), group_bytes, groups)?;
+    eprintln!(
+        "fdatasync floor ({groups} groups of {group_bytes} B, 1 thread): appending {:.0} groups/s, prewritten {:.0} groups/s",
+        floor.append_groups_per_s, floor.prewritten_groups_per_s
+    );
+    let rocks_1t = rows.iter().find(|r| r.engine == rocks_label && r.threads == 1).map(|r| r.records_per_s);
+
     if args.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
         }
+        println!("{}", serde_json::json!({ "fsync_floor": floor, "group": args.group }));
     } else if args.markdown {
         print_markdown(&rows, logical as f64 / n as f64, zstd3 as f64 / n as f64);
+        println!();
+        println!("{}", floor_line(&floor, args.group, rocks_1t));
     } else {
         print_table(&rows, logical as f64 / n as f64, zstd3 as f64 / n as f64);
+        println!("{}", floor_line(&floor, args.group, rocks_1t));
     }
     Ok(())
 }

@@ -25,6 +25,9 @@
 //! the reject table's anonymous mapping (`RegistryStats::reject_set_bytes`: not heap, so the
 //! allocator does not see it); for the peers, the heap growth while building them. RocksDB's
 //! own C++ memory is not counted.
+//!
+//! Memory floor: last, the latency of one dependent random load from buffers of 1 to 256 MiB,
+//! timed like the checks (`load_latency`): what one cache miss costs on this host in this run.
 
 use anyhow::{anyhow, bail, Result};
 use portlog_engine::registry::{AssignInput, ProviderInput, RejectInput, RejectSource};
@@ -172,6 +175,50 @@ fn time_queries(queries: &[(bool, u32, u64)], mut f: impl FnMut(u32, u64) -> boo
         }
     }
     (all, hits)
+}
+
+/// Buffer sizes of the memory-latency ladder, in MiB: the L2 of one core, parts of the L3, the
+/// reject filter's size at 10 M rejects (10 MiB), beyond the L3.
+const LADDER_MIB: [usize; 7] = [1, 2, 4, 8, 16, 64, 256];
+/// Loads timed per size.
+const LADDER_LOADS: usize = 1_000_000;
+
+/// The latency of one dependent random load from a buffer of `mib` MiB, timed per load with
+/// `Instant` exactly as the checks are (the timer's cost included): the floor of any structure
+/// whose lookup needs one random access into that much memory. The buffer is one random cycle
+/// over its cache lines (Sattolo's algorithm), so every load depends on the one before and the
+/// prefetchers cannot guess it; huge pages are asked for (`MADV_HUGEPAGE`), as the reject
+/// table does. Returns (p50, p99) in ns.
+fn load_latency(mib: usize, rng: &mut impl Rng) -> (f64, f64) {
+    const LINE: usize = 8; // u64s per 64-byte line
+    let lines = (mib << 20) / 64;
+    let mut buf = vec![0u64; lines * LINE];
+    // SAFETY: advice on memory this function owns; no effect on its contents.
+    unsafe {
+        libc::madvise(buf.as_mut_ptr().cast(), buf.len() * 8, libc::MADV_HUGEPAGE);
+    }
+    let mut perm: Vec<u64> = (0..lines as u64).collect();
+    for i in (1..lines).rev() {
+        let j = rng.gen_range(0..i);
+        perm.swap(i, j);
+    }
+    // perm is now a single cycle: line perm[i] points to line perm[i + 1].
+    for i in 0..lines {
+        buf[perm[i] as usize * LINE] = perm[(i + 1) % lines];
+    }
+    drop(perm);
+    let mut at = 0u64;
+    for _ in 0..lines.min(LADDER_LOADS) {
+        at = buf[at as usize * LINE]; // warm-up: pages and TLB as a running process has them
+    }
+    let mut ns = Vec::with_capacity(LADDER_LOADS);
+    for _ in 0..LADDER_LOADS {
+        let t = Instant::now();
+        at = std::hint::black_box(buf[at as usize * LINE]);
+        ns.push(t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32);
+    }
+    std::hint::black_box(at);
+    (pct(&mut ns, 0.5), pct(&mut ns, 0.99))
 }
 
 fn row(name: &'static str, (mut all, mut hits): (Vec<u32>, Vec<u32>), bytes: Option<f64>) -> Row {
@@ -436,10 +483,16 @@ fn main() -> Result<()> {
         None,
     );
 
+    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed ^ 0x1add);
+    let ladder: Vec<(usize, (f64, f64))> = LADDER_MIB.iter().map(|&m| (m, load_latency(m, &mut rng))).collect();
+
     let rows = [decide_row, check_row, set_row, hs_row, rt_row, rocks_row];
     if a.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
+        }
+        for (m, (p50, p99)) in &ladder {
+            println!("{}", serde_json::json!({ "memory_floor_mib": m, "p50_ns": p50, "p99_ns": p99 }));
         }
     } else {
         println!(
@@ -460,6 +513,14 @@ fn main() -> Result<()> {
                 r.hit_p99_ns,
                 r.bytes_per_reject.map_or("n/a".to_string(), |b| format!("{b:.2}"))
             );
+        }
+        println!();
+        println!("memory floor, same run: one dependent random load from a buffer of each size, timed like a check (timer included), {LADDER_LOADS} loads each");
+        println!();
+        println!("| buffer MiB | p50 ns | p99 ns |");
+        println!("|---:|---:|---:|");
+        for (m, (p50, p99)) in &ladder {
+            println!("| {m} | {p50:.0} | {p99:.0} |");
         }
     }
     Ok(())

@@ -297,6 +297,7 @@ fn engine_config() -> EngineConfig {
         log: LogConfig::default(),
         registry: RegistryConfig::default(),
         retention: RetentionConfig { enabled: false, ..RetentionConfig::default() },
+        ..EngineConfig::default()
     }
 }
 

@@ -47,6 +47,7 @@ impl PortlogPeer {
             log: LogConfig::default(),
             registry: RegistryConfig::default(),
             retention: RetentionConfig { enabled: false, ..RetentionConfig::default() },
+            ..EngineConfig::default()
         };
         let clock = ManualClock::new(spec.workload.start_ms);
         let engine = Engine::open(&spec.dir, cfg, Arc::new(clock.clone()))?;
