@@ -67,7 +67,7 @@ pub use log::trace::TraceQuery;
 pub use log::{Log, LogEnv, LogStats, PendingAppend, Records};
 pub use record::{Direction, PhoneNumber, Record, SubPort, Usage};
 #[cfg(feature = "registry")]
-pub use registry::Registry;
+pub use registry::{Question, Registry};
 pub use registry::{Reason, Verdict};
 #[cfg(feature = "registry")]
 pub use retention::{RetentionReport, RetentionRun, RetentionStatus, Trigger};

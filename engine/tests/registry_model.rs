@@ -8,7 +8,7 @@ mod common;
 use common::DAY0_MS;
 use portlog_engine::registry::{AssignInput, ProviderInput, RejectInput, RejectSource};
 use portlog_engine::{
-    Clock, Direction, Engine, EngineConfig, ManualClock, PhoneNumber, Reason, Record, SubPort, Usage, Verdict,
+    Clock, Direction, Engine, EngineConfig, ManualClock, PhoneNumber, Question, Reason, Record, SubPort, Usage, Verdict,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -266,6 +266,17 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let v: Verdict = reg.check(&sp_name(sp), num(n), usage(u), at, t.as_deref()).unwrap();
                 let (reason, since) = m.check(sp, n, usage(u), at.unwrap_or(now), t.as_deref());
                 prop_assert_eq!((v.reason, v.since_ms, v.allow), (reason, since, reason.is_none()), "step {}", step);
+                if at.is_none() {
+                    // The gateway's paths, from memory alone: the same answer without the since.
+                    let d = reg.decide(&sp_name(sp), num(n), usage(u), t.as_deref()).unwrap();
+                    prop_assert_eq!((d.reason, d.since_ms, d.allow), (reason, None, reason.is_none()), "step {}", step);
+                    let name = sp_name(sp);
+                    let q = Question { sub_port: &name, number: num(n), usage: usage(u), text: t.as_deref() };
+                    let mut out = Vec::new();
+                    reg.decide_batch(&[q], &mut out);
+                    let b = out.pop().unwrap().unwrap();
+                    prop_assert_eq!((b.reason, b.allow), (reason, reason.is_none()), "step {}", step);
+                }
             }
             Op::Reopen => {
                 sut.engine.take().unwrap().close();
@@ -280,6 +291,46 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             let (reason, since) = m.check(sp, n, Usage::Commercial, sut.clock.now_ms(), None);
             prop_assert_eq!((v.reason, v.since_ms), (reason, since));
         }
+    }
+    // And one batch of every question (sub-ports, numbers, usages, with and without a text):
+    // longer than the batch's look-ahead, so its prefetching pipeline runs in full.
+    let now = sut.clock.now_ms();
+    let names: Vec<String> = (0..4).map(sp_name).collect();
+    let mut asked = Vec::new();
+    for sp in 0..4u8 {
+        let p = m.in_force(sp, now).map_or(0, |a| a.p);
+        for n in 0..5u8 {
+            for u in 0..3u8 {
+                for t in 0..4u8 {
+                    asked.push((sp, n, u, text(t, p)));
+                }
+            }
+        }
+    }
+    let questions: Vec<Question<'_>> = asked
+        .iter()
+        .map(|(sp, n, u, t)| Question {
+            sub_port: &names[*sp as usize],
+            number: num(*n),
+            usage: usage(*u),
+            text: t.as_deref(),
+        })
+        .collect();
+    let mut out = Vec::new();
+    sut.e().registry().decide_batch(&questions, &mut out);
+    prop_assert_eq!(out.len(), asked.len());
+    for ((sp, n, u, t), v) in asked.iter().zip(out) {
+        let v = v.unwrap();
+        let (reason, _) = m.check(*sp, *n, usage(*u), now, t.as_deref());
+        prop_assert_eq!(
+            (v.reason, v.allow),
+            (reason, reason.is_none()),
+            "batch: sp {} n {} usage {} text {:?}",
+            sp,
+            n,
+            u,
+            t
+        );
     }
     Ok(())
 }

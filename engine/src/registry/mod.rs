@@ -38,6 +38,25 @@ pub use ledger::SubPortLedger;
 pub use rejects::{ImportReport, RejectFormat, RejectInput, RejectOutcome};
 pub use types::*;
 
+/// One question of [`Registry::decide_batch`]: may `sub_port` send a message of `usage` to
+/// `number` now (with `text`: its content rules checked too)?
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    /// The sub-port, as the caller wrote it.
+    pub sub_port: &'a str,
+    /// The recipient.
+    pub number: PhoneNumber,
+    /// The message's usage.
+    pub usage: Usage,
+    /// The message's text, when its content rules are to be checked.
+    pub text: Option<&'a str>,
+}
+
+/// How many questions ahead [`Registry::decide_batch`] starts the loads of the reject filter
+/// (and twice as far, of the hot index): enough misses in flight to overlap most of a
+/// main-memory latency, few enough that the lines are still cached when their turn comes.
+pub const BATCH_AHEAD: usize = 8;
+
 /// Counters of the writer (persisted in the `meta` column family).
 #[derive(Debug, Default)]
 struct Writer {
@@ -193,6 +212,49 @@ impl Registry {
         self.check_inner(sub_port, number, usage, None, text, false)
     }
 
+    /// [`Registry::decide`] for many questions at once, answers appended to `out` in order: the
+    /// same verdicts, from one snapshot and one reading of the clock. Each question's cache
+    /// misses (the sub-port's hot entry, then the reject filter block of its assignment) are
+    /// started 2 × [`BATCH_AHEAD`] and [`BATCH_AHEAD`] questions before it is answered, so
+    /// that the misses of several questions overlap: a batch costs less per question than
+    /// single calls whenever its structures are not all in cache (measured in
+    /// docs/benchmarks.md). The path of `CheckBatch` and `CheckStream` with `skip_since`.
+    pub fn decide_batch(&self, questions: &[Question<'_>], out: &mut Vec<Result<Verdict>>) {
+        let at = self.clock.now_ms_coarse();
+        let state = self.state.load();
+        let keys: Vec<Option<u128>> = questions.iter().map(|q| view::sp_key(q.sub_port)).collect();
+        // Each question's hot entry in force, found once (BATCH_AHEAD questions before its
+        // answer, when its filter block is prefetched) and used by the answer.
+        let mut hots: Vec<Option<&view::HotEntry>> = Vec::with_capacity(questions.len());
+        let hot_ahead = |j: usize| {
+            if let Some(k) = keys.get(j).copied().flatten() {
+                state.view.prefetch_hot(k);
+            }
+        };
+        let find_hot = |j: usize| {
+            let hot = keys[j].and_then(|k| state.view.hot(k)).filter(|h| h.in_force(at));
+            let q = &questions[j];
+            if let (Some(h), Some(v), Usage::Commercial) = (hot, rejecttable::key_of(q.number), q.usage) {
+                state.rejects.prefetch(h.id, v);
+            }
+            hot
+        };
+        for j in 0..questions.len().min(2 * BATCH_AHEAD) {
+            hot_ahead(j);
+        }
+        for j in 0..questions.len().min(BATCH_AHEAD) {
+            hots.push(find_hot(j));
+        }
+        out.reserve(questions.len());
+        for (i, q) in questions.iter().enumerate() {
+            hot_ahead(i + 2 * BATCH_AHEAD);
+            if i + BATCH_AHEAD < questions.len() {
+                hots.push(find_hot(i + BATCH_AHEAD));
+            }
+            out.push(self.answer(&state, keys[i], hots[i], q.number, q.usage, at, None, q.text, false));
+        }
+    }
+
     fn check_inner(
         &self,
         sub_port: &str,
@@ -208,13 +270,34 @@ impl Registry {
             None => self.clock.now_ms_coarse(),
         };
         let state = self.state.load();
-        let Some(key) = view::sp_key(sub_port) else {
+        let key = view::sp_key(sub_port);
+        let hot = key.and_then(|k| state.view.hot(k)).filter(|h| h.in_force(at));
+        self.answer(&state, key, hot, number, usage, at, at_ms, text, want_since)
+    }
+
+    /// The verdict at `at` (`at_ms`: the instant the caller asked about, None for now) in
+    /// `state`, for the sub-port key `key` (None: not a sub-port) whose hot entry in force at
+    /// `at` the caller looked up (`hot`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn answer(
+        &self,
+        state: &State,
+        key: Option<u128>,
+        hot: Option<&view::HotEntry>,
+        number: PhoneNumber,
+        usage: Usage,
+        at: i64,
+        at_ms: Option<i64>,
+        text: Option<&str>,
+        want_since: bool,
+    ) -> Result<Verdict> {
+        let Some(key) = key else {
             return Ok(Verdict::deny(Reason::UnknownSubPort, None));
         };
         // The sub-port's latest assignment is nearly always the one in force, and its
         // provider's latest version the one in force: answered from the hot entry's copy,
         // without touching the slot or the provider. Otherwise, the term list.
-        let hot = state.view.hot(key).filter(|h| h.in_force(at));
         let (aid, usage_of, consent_required, slot, cell) = match hot {
             Some(h) => (h.id, h.usage(), h.consent_required(), None, None),
             None => {

@@ -228,6 +228,12 @@ impl LedgerView {
     pub fn hot(&self, key: u128) -> Option<&HotEntry> {
         self.hot.get(key)
     }
+
+    /// Starts loading the hot index's cache line for `key` (see [`super::Registry::decide_batch`]).
+    #[inline]
+    pub fn prefetch_hot(&self, key: u128) {
+        self.hot.prefetch(key);
+    }
 }
 
 /// A sub-port's latest assignment (by start), with its provider's latest flags, packed in 32
@@ -377,6 +383,15 @@ impl HotIndex {
         let mut h = SpHasher::default();
         h.write_u128(key);
         h.finish() as usize & mask
+    }
+
+    /// Starts loading the line of `key`'s home entry.
+    #[inline]
+    fn prefetch(&self, key: u128) {
+        let entries = self.entries();
+        if !entries.is_empty() {
+            super::rejecttable::prefetch(std::ptr::from_ref(&entries[Self::home(key, self.mask)]).cast());
+        }
     }
 
     /// The entry of `key`; None when the sub-port is unknown or not indexed (ask the map).

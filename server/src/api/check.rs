@@ -9,7 +9,7 @@ use crate::error;
 use portlog_client::proto::{
     check_server::Check, CheckBatchReply, CheckBatchRequest, CheckReply, CheckRequest, DenyReason,
 };
-use portlog_engine::{Reason, Usage, Verdict};
+use portlog_engine::{PhoneNumber, Question, Reason, SubPort, Usage, Verdict};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use tokio_stream::wrappers::ReceiverStream;
@@ -60,26 +60,49 @@ fn reply_of(v: Verdict) -> CheckReply {
     }
 }
 
-/// Answers one question; a malformed request is INVALID_ARGUMENT naming the field.
-pub fn check_one(state: &State, r: &CheckRequest) -> Result<CheckReply, Status> {
+/// The validated fields of a question; a malformed one is INVALID_ARGUMENT naming the field.
+fn parse_question(r: &CheckRequest) -> Result<(SubPort, PhoneNumber, Usage), Status> {
     let sub_port = parse_sub_port("sub_port", &r.sub_port)?;
     let number = parse_number("number", &r.number)?;
     let usage = usage_from_proto(r.usage).map_err(|(f, why)| error::invalid(f, why))?.unwrap_or(Usage::Commercial);
+    Ok((sub_port, number, usage))
+}
+
+/// The text of a question, if it has one.
+fn text_of(r: &CheckRequest) -> Option<&str> {
+    (!r.text.is_empty()).then_some(r.text.as_str())
+}
+
+/// Counts a verdict and turns it into its reply.
+fn counted(state: &State, v: Verdict) -> CheckReply {
+    let m = &state.metrics;
+    if v.allow { &m.checks_allowed } else { &m.checks_denied }.fetch_add(1, Relaxed);
+    reply_of(v)
+}
+
+/// Answers one question; a malformed request is INVALID_ARGUMENT naming the field.
+pub fn check_one(state: &State, r: &CheckRequest) -> Result<CheckReply, Status> {
+    let (sub_port, number, usage) = parse_question(r)?;
     let at = (r.at_ms != 0).then_some(r.at_ms);
-    let text = (!r.text.is_empty()).then_some(r.text.as_str());
+    let text = text_of(r);
     let reg = state.registry();
     let v = match at {
         None if r.skip_since => reg.decide(sub_port.as_str(), number, usage, text),
         _ => reg.check(sub_port.as_str(), number, usage, at, text),
     }
     .map_err(error::status)?;
-    let m = &state.metrics;
-    if v.allow { &m.checks_allowed } else { &m.checks_denied }.fetch_add(1, Relaxed);
-    Ok(reply_of(v))
+    Ok(counted(state, v))
+}
+
+/// A per-item failure: a bad field, or (rarely) a store read failing for one item.
+fn item_error(st: &Status) -> CheckReply {
+    CheckReply { error: st.message().to_string(), ..CheckReply::default() }
 }
 
 /// Answers a batch: one reply per question, in order; a malformed question gets its own `error`.
-/// More than `batch_items_max` questions: INVALID_ARGUMENT.
+/// More than `batch_items_max` questions: INVALID_ARGUMENT. The questions about now with
+/// `skip_since` (a gateway's) go through one `Registry::decide_batch`, which overlaps their
+/// cache misses; the others are answered one by one.
 pub fn check_many(state: &State, req: CheckBatchRequest) -> Result<CheckBatchReply, Status> {
     let max = state.cfg.batch_items_max;
     if req.checks.len() > max {
@@ -89,13 +112,36 @@ pub fn check_many(state: &State, req: CheckBatchRequest) -> Result<CheckBatchRep
             req.checks.len()
         )));
     }
-    let mut results = Vec::with_capacity(req.checks.len());
-    for c in &req.checks {
-        results.push(match check_one(state, c) {
-            Ok(r) => r,
-            // A per-item failure: a bad field, or (rarely) a store read failing for one item.
-            Err(st) => CheckReply { error: st.message().to_string(), ..CheckReply::default() },
-        });
+    let mut results = vec![CheckReply::default(); req.checks.len()];
+    let mut batched = Vec::with_capacity(req.checks.len());
+    for (i, c) in req.checks.iter().enumerate() {
+        if c.skip_since && c.at_ms == 0 {
+            match parse_question(c) {
+                Ok(q) => batched.push((i, q)),
+                Err(st) => results[i] = item_error(&st),
+            }
+        } else {
+            results[i] = check_one(state, c).unwrap_or_else(|st| item_error(&st));
+        }
+    }
+    if !batched.is_empty() {
+        let questions: Vec<Question<'_>> = batched
+            .iter()
+            .map(|(i, (sub_port, number, usage))| Question {
+                sub_port: sub_port.as_str(),
+                number: *number,
+                usage: *usage,
+                text: text_of(&req.checks[*i]),
+            })
+            .collect();
+        let mut verdicts = Vec::with_capacity(questions.len());
+        state.registry().decide_batch(&questions, &mut verdicts);
+        for ((i, _), v) in batched.iter().zip(verdicts) {
+            results[*i] = match v {
+                Ok(v) => counted(state, v),
+                Err(e) => item_error(&error::status(e)),
+            };
+        }
     }
     Ok(CheckBatchReply { request_id: req.request_id, results })
 }
