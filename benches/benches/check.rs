@@ -4,7 +4,9 @@
 //!   "now", answered from memory) for a number that did not / did refuse;
 //! * `check/check_hit`: `Registry::check`, which also reads a hit's since-time from RocksDB;
 //! * `check/set_contains`, `check/hashset_contains`: membership alone in portlog's reject set
-//!   and in a `HashSet<(u32, u64)>` peer, same keys.
+//!   and in a `HashSet<(u32, u64)>` peer, same keys;
+//! * `check/decide_batch_miss_1000`: `Registry::decide_batch` of 1,000 of `decide_miss`'s
+//!   questions per call (throughput: time per question).
 //!
 //! 1 000 000 rejects over 10 000 assignments, Zipf 1.0; `PORTLOG_BENCH_REJECTS=10000000` for
 //! the 10 M over 100 k (one assignment per 100 rejects; the percentile harness
@@ -16,7 +18,7 @@
 use criterion::{criterion_main, Criterion};
 use portlog_benches::disk::scratch_base;
 use portlog_engine::registry::{AssignInput, ProviderInput, RejectInput, RejectSource};
-use portlog_engine::{Clock, PhoneNumber, Registry, RegistryConfig, SystemClock, Usage};
+use portlog_engine::{Clock, PhoneNumber, Question, Registry, RegistryConfig, SystemClock, Usage};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use std::collections::HashSet;
@@ -127,6 +129,24 @@ fn check(c: &mut Criterion) {
         b.iter(|| {
             let (a, n) = next(&misses);
             hs.contains(&(a, n.as_u64()))
+        })
+    });
+    // 1,000 questions per call, as a `CheckBatch`; criterion's throughput gives the time per
+    // question (compare with `decide_miss`: the same questions, one call each). Last, because
+    // a group's throughput applies to every bench after it is set.
+    let miss_questions: Vec<Question<'_>> = misses
+        .iter()
+        .map(|&(a, n)| Question { sub_port: &sps[a as usize - 1], number: n, usage: Usage::Commercial, text: None })
+        .collect();
+    let mut out = Vec::with_capacity(1000);
+    let mut at = 0usize;
+    g.throughput(criterion::Throughput::Elements(1000));
+    g.bench_function("decide_batch_miss_1000", |b| {
+        b.iter(|| {
+            at = (at + 1000) % (miss_questions.len() - 1000);
+            out.clear();
+            reg.decide_batch(&miss_questions[at..at + 1000], &mut out);
+            out.len()
         })
     });
     g.finish();
