@@ -80,15 +80,21 @@ fn counted(state: &State, v: Verdict) -> CheckReply {
     reply_of(v)
 }
 
+/// Whether a question is answered from memory alone (`Registry::decide`): about now, without
+/// the since-time.
+fn from_memory(r: &CheckRequest) -> bool {
+    r.skip_since && r.at_ms == 0
+}
+
 /// Answers one question; a malformed request is INVALID_ARGUMENT naming the field.
 pub fn check_one(state: &State, r: &CheckRequest) -> Result<CheckReply, Status> {
     let (sub_port, number, usage) = parse_question(r)?;
-    let at = (r.at_ms != 0).then_some(r.at_ms);
     let text = text_of(r);
     let reg = state.registry();
-    let v = match at {
-        None if r.skip_since => reg.decide(sub_port.as_str(), number, usage, text),
-        _ => reg.check(sub_port.as_str(), number, usage, at, text),
+    let v = if from_memory(r) {
+        reg.decide(sub_port.as_str(), number, usage, text)
+    } else {
+        reg.check(sub_port.as_str(), number, usage, (r.at_ms != 0).then_some(r.at_ms), text)
     }
     .map_err(error::status)?;
     Ok(counted(state, v))
@@ -115,7 +121,7 @@ pub fn check_many(state: &State, req: CheckBatchRequest) -> Result<CheckBatchRep
     let mut results = vec![CheckReply::default(); req.checks.len()];
     let mut batched = Vec::with_capacity(req.checks.len());
     for (i, c) in req.checks.iter().enumerate() {
-        if c.skip_since && c.at_ms == 0 {
+        if from_memory(c) {
             match parse_question(c) {
                 Ok(q) => batched.push((i, q)),
                 Err(st) => results[i] = item_error(&st),
