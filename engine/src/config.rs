@@ -58,6 +58,10 @@ pub struct LogConfig {
     /// blocks (fast point reads: a trace decompresses one block per record it returns) keep
     /// the ratio of large ones.
     pub zstd_dict_bytes: usize,
+    /// Sealed blocks store each text as a template of the segment (the text with its digit
+    /// runs cut out, kept once per segment) and its digit runs (default on; docs/format.md,
+    /// "Templates"); off: texts stored whole.
+    pub text_templates: bool,
     /// A bucket's open segment is sealed once the clock is this far past the bucket's end, in
     /// ms (default 2 hours: late delivery reports still land in the open segment).
     pub seal_grace_ms: i64,
@@ -88,6 +92,7 @@ impl Default for LogConfig {
             block_bytes_max: 8 << 10,
             zstd_level: 9,
             zstd_dict_bytes: 64 << 10,
+            text_templates: true,
             seal_grace_ms: 2 * 3_600_000,
             seal_idle_ms: 15 * 60_000,
             open_segments_max: 8,

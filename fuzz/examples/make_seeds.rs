@@ -9,7 +9,7 @@
 //! default `-max_len` from the largest seed.
 
 use portlog_engine::log::frame::{self, SegmentHeader, OPEN_MAGIC, SEALED_MAGIC};
-use portlog_engine::log::{block, filter, index, sealed};
+use portlog_engine::log::{block, filter, index, sealed, template};
 use portlog_fuzz::{records, NOW_MS, OP_LEN};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,14 @@ fn decode(root: &Path) {
     let refs: Vec<_> = recs.iter().collect();
     put(&d, "block-6", &block::encode(&refs));
     put(&d, "block-empty", &block::encode(&[]));
+    // A templated block over the decode target's fixed table (template 1 with two holes, 2 "R").
+    let mut tpl = recs[..3].to_vec();
+    tpl[0].text = "【星河银行】验证码012345，5分钟内有效".into();
+    tpl[1].text = "R".into();
+    tpl[2].text = "literal: holds the hole byte \u{1} 42".into();
+    let mut b = template::TemplateBuilder::new();
+    put(&d, "block-templated", &block::encode_templated(&tpl.iter().collect::<Vec<_>>(), &mut b));
+    put(&d, "templates", &b.encode().expect("zstd compresses"));
     let mut sps: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut nums: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     for (i, r) in recs.iter().enumerate() {
@@ -65,12 +73,20 @@ fn footer(root: &Path) {
     let tmp = portlog_fuzz::scratch("make-seeds-footer");
     std::fs::create_dir_all(&tmp).expect("scratch");
     let h = SegmentHeader { shard: 0, bucket_start_ms: NOW_MS - 86_400_000, gen: 0 };
-    // (name, records, dictionary bytes): a plain segment, one whose blocks use a dictionary
-    // (at least 8 blocks: format version 2), and an empty one.
-    for (name, n, dict) in [("plain.seg", 20, 0), ("dict.seg", 600, 4096), ("empty.seg", 0, 0)] {
+    // (name, records, dictionary bytes, templates): a plain segment, one whose blocks use a
+    // dictionary (at least 8 blocks: format version 2), an empty one, and one of templated
+    // blocks with a dictionary (format version 4).
+    for (name, n, dict, templates) in [
+        ("plain.seg", 20, 0, false),
+        ("dict.seg", 600, 4096, false),
+        ("empty.seg", 0, 0, false),
+        ("templated.seg", 3_000, 4096, true),
+    ] {
         let path = tmp.join(name);
         let recs = records(n, NOW_MS - 86_400_000, 60_000);
-        let st = sealed::write_sealed(&portlog_engine::io::OsIo, &path, h, recs.into_iter().map(Ok), 4096, 3, dict)
+        let opts =
+            sealed::SealOptions { block_bytes_max: 4096, zstd_level: 3, dict_bytes_max: dict, cipher: None, templates };
+        let st = sealed::write_sealed_with(&portlog_engine::io::OsIo, &path, h, recs.into_iter().map(Ok), opts)
             .expect("seal");
         assert_eq!(st.dict_bytes > 0, dict > 0, "{name}: dictionary expected exactly when asked for");
         std::fs::copy(&path, d.join(name)).expect("copy seed");

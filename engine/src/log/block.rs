@@ -3,6 +3,7 @@
 //! sub-port dictionary, numbers as 5-byte integers, texts together). Layout: docs/format.md.
 
 use super::frame::{meta_byte, parse_meta};
+use super::template::{self, TemplateBuilder, Templates};
 use crate::codec::{put_varint, Reader};
 use crate::record::{PhoneNumber, Record, SubPort};
 use std::collections::HashMap;
@@ -12,8 +13,66 @@ const PEER_BYTES: usize = 5;
 /// Upper bound on records in one block, checked when decoding.
 pub const BLOCK_RECORDS_MAX: usize = 1 << 20;
 
-/// Encodes `records` (sorted by `ts_ms`) into an uncompressed block.
+/// Encodes `records` (sorted by `ts_ms`) into an uncompressed block, texts stored whole.
 pub fn encode(records: &[&Record]) -> Vec<u8> {
+    let text_bytes: usize = records.iter().map(|r| r.text.len()).sum();
+    let mut out = Vec::with_capacity(text_bytes + records.len() * 12 + 64);
+    encode_keys(records, &mut out);
+    for r in records {
+        put_varint(&mut out, r.text.len() as u64);
+    }
+    for r in records {
+        out.extend_from_slice(r.text.as_bytes());
+    }
+    out
+}
+
+/// Encodes `records` (sorted by `ts_ms`) into an uncompressed templated block: each text split
+/// into a template of `templates` (added there when new) and its digit runs, or stored
+/// literally (docs/format.md, "Templated block"). Read back with the segment's table.
+pub fn encode_templated(records: &[&Record], templates: &mut TemplateBuilder) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * 32 + 64);
+    encode_keys(records, &mut out);
+    let (mut runs, mut lit_lens, mut lits) = (Vec::new(), Vec::new(), Vec::new());
+    let mut tpl = Vec::new();
+    for r in records {
+        let at = runs.len();
+        let id = if template::splittable(&r.text) {
+            template::split(&r.text, &mut tpl, &mut runs);
+            templates.id(&tpl)
+        } else {
+            None
+        };
+        match id {
+            Some(id) => put_varint(&mut out, u64::from(id)),
+            None => {
+                runs.truncate(at);
+                out.push(0);
+                put_varint(&mut lit_lens, r.text.len() as u64);
+                lits.extend_from_slice(r.text.as_bytes());
+            }
+        }
+    }
+    put_varint(&mut out, runs.len() as u64);
+    out.extend_from_slice(&runs);
+    out.extend_from_slice(&lit_lens);
+    out.extend_from_slice(&lits);
+    out
+}
+
+/// About the bytes `r` adds to an uncompressed block (what a sealer cuts blocks by):
+/// its text and keys, or, in a templated block, its digit runs and keys.
+pub fn encoded_bytes(r: &Record, templated: bool) -> usize {
+    if templated && template::splittable(&r.text) {
+        12 + template::run_bytes(&r.text)
+    } else {
+        r.text.len() + r.sub_port.as_str().len() + 16
+    }
+}
+
+/// The columns every block starts with: count, sub-port dictionary, times, meta, sub-port
+/// indexes, peers.
+fn encode_keys(records: &[&Record], out: &mut Vec<u8>) {
     let mut dict: Vec<&str> = Vec::new();
     let mut dict_ix: HashMap<&str, u64> = HashMap::new();
     let mut sp_col = Vec::with_capacity(records.len());
@@ -25,10 +84,8 @@ pub fn encode(records: &[&Record]) -> Vec<u8> {
         });
         put_varint(&mut sp_col, ix);
     }
-    let text_bytes: usize = records.iter().map(|r| r.text.len()).sum();
-    let mut out = Vec::with_capacity(text_bytes + records.len() * 12 + 64);
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
-    put_varint(&mut out, dict.len() as u64);
+    put_varint(out, dict.len() as u64);
     for s in &dict {
         out.push(s.len() as u8);
         out.extend_from_slice(s.as_bytes());
@@ -38,7 +95,7 @@ pub fn encode(records: &[&Record]) -> Vec<u8> {
     let mut prev = first_ts;
     for r in records.iter().skip(1) {
         // Sorted input: the delta is never negative.
-        put_varint(&mut out, (r.ts_ms - prev) as u64);
+        put_varint(out, (r.ts_ms - prev) as u64);
         prev = r.ts_ms;
     }
     out.extend(records.iter().map(|r| meta_byte(r)));
@@ -46,28 +103,26 @@ pub fn encode(records: &[&Record]) -> Vec<u8> {
     for r in records {
         out.extend_from_slice(&r.peer.as_u64().to_le_bytes()[..PEER_BYTES]);
     }
-    for r in records {
-        put_varint(&mut out, r.text.len() as u64);
-    }
-    for r in records {
-        out.extend_from_slice(r.text.as_bytes());
-    }
-    out
 }
 
-/// The columns of a decoded block, every length and index checked, texts not yet split.
+/// The columns of a decoded block, every length, index and digit run checked, texts not yet
+/// built.
 struct Columns<'a> {
     dict: Vec<&'a str>,
     ts: Vec<i64>,
     metas: &'a [u8],
     sps: Vec<usize>,
     peers: &'a [u8],
-    lens: Vec<usize>,
-    texts: &'a [u8],
+    /// Per record: its template id (0: literal), and where its bytes are: its text in `lits`
+    /// (id 0), or its digit runs in `runs`.
+    spans: Vec<(u32, usize, usize)>,
+    runs: &'a [u8],
+    lits: &'a [u8],
+    templates: Option<&'a Templates>,
 }
 
 impl<'a> Columns<'a> {
-    fn parse(raw: &'a [u8]) -> Result<Self, &'static str> {
+    fn parse(raw: &'a [u8], templates: Option<&'a Templates>) -> Result<Self, &'static str> {
         let mut r = Reader::new(raw);
         let n = r.u32()? as usize;
         if n > BLOCK_RECORDS_MAX || n > raw.len() {
@@ -101,18 +156,63 @@ impl<'a> Columns<'a> {
             sps.push(ix);
         }
         let peers = r.bytes(n * PEER_BYTES)?;
-        let mut lens = Vec::with_capacity(n);
-        let mut total = 0usize;
-        for _ in 0..n {
-            let l = r.len(raw.len())?;
-            total = total.checked_add(l).ok_or("text lengths overflow")?;
-            lens.push(l);
+        let mut spans = Vec::with_capacity(n);
+        let mut runs: &[u8] = &[];
+        match templates {
+            None => {
+                let mut at = 0usize;
+                for _ in 0..n {
+                    let l = r.len(raw.len())?;
+                    spans.push((0, at, l));
+                    at = at.checked_add(l).ok_or("text lengths overflow")?;
+                }
+            }
+            Some(t) => {
+                let mut ids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let id = u32::try_from(r.varint()?).map_err(|_| "template id out of range")?;
+                    if id != 0 && t.get(id).is_none() {
+                        return Err("template id out of range");
+                    }
+                    ids.push(id);
+                }
+                let runs_len = r.len(raw.len())?;
+                runs = r.bytes(runs_len)?;
+                let (mut run_at, mut lit_at) = (0usize, 0usize);
+                for id in ids {
+                    match t.get(id) {
+                        None => {
+                            let l = r.len(raw.len())?;
+                            spans.push((0, lit_at, l));
+                            lit_at = lit_at.checked_add(l).ok_or("text lengths overflow")?;
+                        }
+                        Some(tpl) => {
+                            let start = run_at;
+                            for _ in 0..tpl.holes {
+                                let end = runs[run_at..]
+                                    .iter()
+                                    .position(|&b| !b.is_ascii_digit())
+                                    .ok_or("digit runs truncated")?;
+                                if end == 0 || runs[run_at + end] != template::RUN_END {
+                                    return Err("bad digit run");
+                                }
+                                run_at += end + 1;
+                            }
+                            spans.push((id, start, run_at - start));
+                        }
+                    }
+                }
+                if run_at != runs.len() {
+                    return Err("digit runs left over");
+                }
+            }
         }
-        let texts = r.bytes(r.remaining())?;
-        match total.cmp(&texts.len()) {
+        let total = spans.iter().filter(|s| s.0 == 0).map(|s| s.2).sum::<usize>();
+        let lits = r.bytes(r.remaining())?;
+        match total.cmp(&lits.len()) {
             std::cmp::Ordering::Greater => Err("truncated"),
             std::cmp::Ordering::Less => Err("bytes after the last text"),
-            std::cmp::Ordering::Equal => Ok(Self { dict, ts, metas, sps, peers, lens, texts }),
+            std::cmp::Ordering::Equal => Ok(Self { dict, ts, metas, sps, peers, spans, runs, lits, templates }),
         }
     }
 
@@ -122,30 +222,42 @@ impl<'a> Columns<'a> {
         u64::from_le_bytes(p)
     }
 
-    /// Record `i`, whose text starts at `text_at` in the texts column.
-    fn record(&self, i: usize, sub_port: SubPort, text_at: usize) -> Result<Record, &'static str> {
+    /// Record `i`.
+    fn record(&self, i: usize, sub_port: SubPort) -> Result<Record, &'static str> {
         let (dir, usage) = parse_meta(self.metas[i])?;
         let peer = PhoneNumber::from_u64(self.peer(i)).ok_or("peer out of range")?;
-        // Lengths were checked to add up to the column.
-        let text = std::str::from_utf8(&self.texts[text_at..text_at + self.lens[i]]).map_err(|_| "text not utf-8")?;
-        Ok(Record { dir, sub_port, peer, ts_ms: self.ts[i], usage, text: text.to_owned() })
+        // Spans were checked against their columns.
+        let (id, at, len) = self.spans[i];
+        let text = match self.templates.and_then(|t| t.get(id)) {
+            None => std::str::from_utf8(&self.lits[at..at + len]).map_err(|_| "text not utf-8")?.to_owned(),
+            Some(t) => {
+                let mut s = String::with_capacity(t.text.len() + len);
+                template::expand(t, &self.runs[at..at + len], &mut s)?;
+                s
+            }
+        };
+        Ok(Record { dir, sub_port, peer, ts_ms: self.ts[i], usage, text })
     }
 }
 
-/// Decodes an uncompressed block, checking every structural invariant; a malformed block is an
-/// error, never a panic or a wrong record.
+/// Decodes an uncompressed block whose texts are stored whole, checking every structural
+/// invariant; a malformed block is an error, never a panic or a wrong record.
 pub fn decode(raw: &[u8]) -> Result<Vec<Record>, &'static str> {
-    let c = Columns::parse(raw)?;
+    decode_with(raw, None)
+}
+
+/// [`decode`] of a block of either layout: `templates` is the segment's table for a templated
+/// block, `None` for one whose texts are stored whole.
+pub fn decode_with(raw: &[u8], templates: Option<&Templates>) -> Result<Vec<Record>, &'static str> {
+    let c = Columns::parse(raw, templates)?;
     let dict = c
         .dict
         .iter()
         .map(|s| SubPort::parse(s).map_err(|_| "bad sub_port in dictionary"))
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(c.ts.len());
-    let mut at = 0usize;
     for i in 0..c.ts.len() {
-        out.push(c.record(i, dict[c.sps[i]].clone(), at)?);
-        at += c.lens[i];
+        out.push(c.record(i, dict[c.sps[i]].clone())?);
     }
     Ok(out)
 }
@@ -165,18 +277,43 @@ pub struct Summary {
 /// checked as by [`decode`] (counts, lengths, indexes), but only the matching records are
 /// built, so that a trace pays for the records it returns rather than for the whole block.
 pub fn decode_peer(raw: &[u8], peer: u64) -> Result<(Summary, Vec<Record>), &'static str> {
-    let c = Columns::parse(raw)?;
-    let summary = Summary { count: c.ts.len(), first_ts: c.ts.first().copied(), last_ts: c.ts.last().copied() };
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    for i in 0..c.ts.len() {
-        if c.peer(i) == peer {
-            let sp = SubPort::parse(c.dict[c.sps[i]]).map_err(|_| "bad sub_port in dictionary")?;
-            out.push(c.record(i, sp, at)?);
+    decode_peer_with(raw, None, peer)
+}
+
+/// [`decode_peer`] of a block of either layout (`templates` as in [`decode_with`]).
+pub fn decode_peer_with(
+    raw: &[u8],
+    templates: Option<&Templates>,
+    peer: u64,
+) -> Result<(Summary, Vec<Record>), &'static str> {
+    let c = Columns::parse(raw, templates)?;
+    c.build_where(|i| c.peer(i) == peer)
+}
+
+/// Decodes only the records of `sub_port`, in block order, like [`decode_peer_with`] (a
+/// read by sub-port pays for the records it returns).
+pub fn decode_sub_port_with(
+    raw: &[u8],
+    templates: Option<&Templates>,
+    sub_port: &str,
+) -> Result<(Summary, Vec<Record>), &'static str> {
+    let c = Columns::parse(raw, templates)?;
+    let ix = c.dict.iter().position(|&s| s == sub_port);
+    c.build_where(|i| Some(c.sps[i]) == ix)
+}
+
+impl Columns<'_> {
+    /// The summary, and the records `i` for which `pick(i)`.
+    fn build_where(&self, pick: impl Fn(usize) -> bool) -> Result<(Summary, Vec<Record>), &'static str> {
+        let summary =
+            Summary { count: self.ts.len(), first_ts: self.ts.first().copied(), last_ts: self.ts.last().copied() };
+        let mut out = Vec::new();
+        for i in (0..self.ts.len()).filter(|&i| pick(i)) {
+            let sp = SubPort::parse(self.dict[self.sps[i]]).map_err(|_| "bad sub_port in dictionary")?;
+            out.push(self.record(i, sp)?);
         }
-        at += c.lens[i];
+        Ok((summary, out))
     }
-    Ok((summary, out))
 }
 
 #[cfg(test)]
@@ -214,5 +351,56 @@ mod tests {
             assert_eq!(sum, Summary { count: 50, first_ts: Some(1_000), last_ts: Some(1_490) });
         }
         assert!(decode_peer(&raw, 13_900_000_000).unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn templated_blocks_round_trip_and_garbage_is_an_error() {
+        let texts = [
+            "【星河银行】您的验证码为012345，5分钟内有效，请勿泄露给他人。".to_owned(),
+            "【星河银行】您的验证码为987654，10分钟内有效，请勿泄露给他人。".to_owned(),
+            "R".to_owned(),
+            "a\u{1}literal because it holds the hole byte 7".to_owned(),
+            "9".repeat(template::TEMPLATE_BYTES_MAX + 1),
+            String::new(),
+        ];
+        let recs: Vec<Record> = (0..60)
+            .map(|i| Record {
+                dir: Direction::Mt,
+                sub_port: SubPort::parse(&format!("10690{}", i % 3)).unwrap(),
+                peer: PhoneNumber::from_u64(13_800_000_000 + i * 7919).unwrap(),
+                ts_ms: 1_000 + (i as i64) * 10,
+                usage: Some(Usage::Service),
+                text: texts[i as usize % texts.len()].clone(),
+            })
+            .collect();
+        let refs: Vec<&Record> = recs.iter().collect();
+        let mut b = TemplateBuilder::new();
+        let raw = encode_templated(&refs, &mut b);
+        // The two codes share a template; the literal texts have none.
+        assert_eq!(b.len(), 3);
+        let t = Templates::decode(&b.encode().unwrap()).unwrap();
+        assert_eq!(decode_with(&raw, Some(&t)).unwrap(), recs);
+        assert!(raw.len() < encode(&refs).len() - 500, "{} bytes templated", raw.len());
+        for r in &recs[..6] {
+            let (sum, got) = decode_peer_with(&raw, Some(&t), r.peer.as_u64()).unwrap();
+            assert_eq!((got, sum.count), (vec![r.clone()], 60));
+        }
+        let (sum, got) = decode_sub_port_with(&raw, Some(&t), "106901").unwrap();
+        assert_eq!(sum.count, 60);
+        assert_eq!(got, recs.iter().filter(|r| r.sub_port.as_str() == "106901").cloned().collect::<Vec<_>>());
+        assert!(decode_sub_port_with(&raw, Some(&t), "106909").unwrap().1.is_empty());
+        for cut in 0..raw.len() {
+            assert!(decode_with(&raw[..cut], Some(&t)).is_err(), "cut {cut}");
+        }
+        // A table that lacks a template, or has another with fewer holes, is an error.
+        let mut fewer = TemplateBuilder::new();
+        fewer.id("【星河银行】您的验证码为\u{1}".as_bytes());
+        let fewer = Templates::decode(&fewer.encode().unwrap()).unwrap();
+        assert!(decode_with(&raw, Some(&fewer)).is_err());
+        // A digit run that is not digits.
+        let runs_at = raw.windows(7).position(|w| w == b"012345,").unwrap();
+        let mut bad = raw.clone();
+        bad[runs_at + 2] = b'x';
+        assert!(decode_with(&bad, Some(&t)).is_err());
     }
 }

@@ -95,9 +95,10 @@ impl Cursor for SealedCursor {
                 return Some(Ok(r));
             }
             let (b, _) = self.blocks.pop_front()?;
-            let recs = match self.filter.peer {
-                Some(p) => self.seg.read_block_of_number(b as usize, p),
-                None => self.seg.read_block(b as usize),
+            let recs = match (self.filter.peer, &self.filter.sub_port) {
+                (Some(p), _) => self.seg.read_block_of_number(b as usize, p),
+                (None, Some(s)) => self.seg.read_block_of_sub_port(b as usize, s),
+                (None, None) => self.seg.read_block(b as usize),
             };
             match recs {
                 Ok(recs) => self.buf = recs.into_iter().filter(|r| self.filter.matches(r)).collect(),

@@ -17,6 +17,7 @@ pub mod open_segment;
 pub mod sealed;
 pub mod sealer;
 pub mod shard;
+pub mod template;
 pub mod trace;
 pub mod writer;
 

@@ -8,6 +8,7 @@ use super::block;
 use super::filter::{self, NumberFilter};
 use super::frame::{SegmentHeader, HEADER_LEN, SEALED_MAGIC};
 use super::index::{self, NumberIndex};
+use super::template::{TemplateBuilder, Templates};
 use crate::codec::{checksum, Reader};
 use crate::crypto::{KeyRing, Purpose, SegmentCipher};
 use crate::error::{Error, Result};
@@ -41,10 +42,15 @@ pub enum SectionKind {
     NumberFilter = 4,
     /// The zstd dictionary the segment's flagged blocks were compressed with (format version 2).
     Dictionary = 5,
+    /// The text templates of the segment's templated blocks (format versions 3 and 4).
+    Templates = 6,
 }
 
 /// Block flag: compressed with the segment's dictionary (section kind 5).
 pub const BLOCK_FLAG_DICT: u32 = 1;
+/// Block flag: a templated block, its texts split over the segment's templates (section kind
+/// 6; format versions 3 and 4).
+pub const BLOCK_FLAG_TEMPLATES: u32 = 2;
 /// Trailer format version of a segment without a dictionary (every block flag 0).
 pub const SEALED_VERSION_PLAIN: u16 = 1;
 /// Trailer format version of a segment with a dictionary section.
@@ -52,6 +58,9 @@ pub const SEALED_VERSION_DICT: u16 = 2;
 /// Trailer format version of an encrypted segment (header version 2, with the key id): every
 /// block and the personal footer sections (kinds 2-5) encrypted; a dictionary is optional.
 pub const SEALED_VERSION_ENCRYPTED: u16 = 3;
+/// Trailer format version of a plaintext segment with templated blocks (section kind 6), with or
+/// without a dictionary.
+pub const SEALED_VERSION_TEMPLATES: u16 = 4;
 /// Section encoding: the bytes as they are.
 pub const ENCODING_RAW: u32 = 0;
 /// Section encoding (format version 3): `nonce ‖ ciphertext ‖ tag` of the section's bytes.
@@ -152,6 +161,8 @@ pub struct SealOptions<'a> {
     pub dict_bytes_max: usize,
     /// Encrypts the blocks and the personal footer sections (format version 3) when given.
     pub cipher: Option<&'a SegmentCipher>,
+    /// Splits texts into templates and digit runs (templated blocks, section kind 6).
+    pub templates: bool,
 }
 
 /// Writes a sealed segment holding `records` (sorted by time, ties in arrival order) to `path`
@@ -175,7 +186,7 @@ where
         path,
         header,
         records,
-        SealOptions { block_bytes_max, zstd_level, dict_bytes_max, cipher: None },
+        SealOptions { block_bytes_max, zstd_level, dict_bytes_max, cipher: None, templates: true },
     )
 }
 
@@ -193,7 +204,9 @@ pub fn write_sealed_with<I>(
 where
     I: Iterator<Item = Result<Record>>,
 {
-    let SealOptions { block_bytes_max, zstd_level, dict_bytes_max, cipher } = opts;
+    let SealOptions { block_bytes_max, zstd_level, dict_bytes_max, cipher, templates } = opts;
+    let mut templates = templates.then(TemplateBuilder::new);
+    let templated = templates.is_some();
     let file = io.create(path).map_err(Error::io("create", path))?;
     let mut w = BufWriter::with_capacity(1 << 20, FileWriter::new(file));
     let wr = |w: &mut BufWriter<FileWriter>, b: &[u8]| w.write_all(b).map_err(Error::io("write", path));
@@ -220,7 +233,10 @@ where
                 pos: &mut u64,
                 metas: &mut Vec<BlockMeta>|
      -> Result<()> {
-        let (mut comp, flags) = zc.compress(raw, path)?;
+        let (mut comp, mut flags) = zc.compress(raw, path)?;
+        if templated {
+            flags |= BLOCK_FLAG_TEMPLATES;
+        }
         if let Some(c) = cipher {
             let mut sealed = Vec::with_capacity(comp.len() + crate::crypto::OVERHEAD);
             c.seal(Purpose::Block, metas.len() as u64, &comp, &mut sealed)
@@ -260,7 +276,10 @@ where
             }
         }
         let refs: Vec<&Record> = pending.iter().collect();
-        let raw = block::encode(&refs);
+        let raw = match templates.as_mut() {
+            Some(t) => block::encode_templated(&refs, t),
+            None => block::encode(&refs),
+        };
         let span =
             (pending.len() as u32, pending.first().map_or(0, |r| r.ts_ms), pending.last().map_or(0, |r| r.ts_ms));
         pending.clear();
@@ -279,7 +298,7 @@ where
                 total += 1;
                 min_ts = min_ts.min(r.ts_ms);
                 max_ts = max_ts.max(r.ts_ms);
-                pending_bytes += r.text.len() + r.sub_port.as_str().len() + 16;
+                pending_bytes += block::encoded_bytes(&r, templated);
                 pending.push(r);
                 pending_bytes >= block_bytes_max || pending.len() >= block::BLOCK_RECORDS_MAX
             }
@@ -335,6 +354,13 @@ where
         SEALED_VERSION_DICT
     } else {
         SEALED_VERSION_PLAIN
+    };
+    let version = match templates.as_ref().filter(|_| !metas.is_empty()) {
+        Some(t) => {
+            bodies.push((SectionKind::Templates, t.encode().map_err(Error::io("compress templates for", path))?));
+            SEALED_VERSION_TEMPLATES
+        }
+        None => version,
     };
     let version = if cipher.is_some() { SEALED_VERSION_ENCRYPTED } else { version };
     let mut sections = Vec::new();
@@ -481,6 +507,8 @@ pub struct SealedSegment {
     version: u16,
     /// The zstd dictionary, loaded once its checksum has been verified.
     dict: OnceLock<zstd::zstd_safe::DDict<'static>>,
+    /// The text templates, decoded once their section has been verified.
+    templates: OnceLock<Templates>,
     /// The key id of an encrypted segment (header version 2).
     key_id: Option<u32>,
     /// Its cipher, when the key ring holds that key.
@@ -535,8 +563,9 @@ impl SealedSegment {
             return Err(corrupt(so, "footer checksum mismatch"));
         }
         match (version, key_id) {
-            (SEALED_VERSION_PLAIN | SEALED_VERSION_DICT, None) | (SEALED_VERSION_ENCRYPTED, Some(_)) => {}
-            (SEALED_VERSION_PLAIN | SEALED_VERSION_DICT | SEALED_VERSION_ENCRYPTED, _) => {
+            (SEALED_VERSION_PLAIN | SEALED_VERSION_DICT | SEALED_VERSION_TEMPLATES, None)
+            | (SEALED_VERSION_ENCRYPTED, Some(_)) => {}
+            (SEALED_VERSION_PLAIN | SEALED_VERSION_DICT | SEALED_VERSION_ENCRYPTED | SEALED_VERSION_TEMPLATES, _) => {
                 return Err(corrupt(t0, "trailer version and header disagree about encryption"));
             }
             _ => return Err(corrupt(t0, "unsupported format version")),
@@ -581,6 +610,7 @@ impl SealedSegment {
             number_filter: OnceLock::new(),
             version,
             dict: OnceLock::new(),
+            templates: OnceLock::new(),
             cipher: key_id
                 .zip(keys.as_ref())
                 .filter(|(k, r)| r.has(*k))
@@ -691,7 +721,11 @@ impl SealedSegment {
             if m.offset != end || m.min_ts_ms > m.max_ts_ms {
                 return Err(self.corrupt(at, "block table entry out of order"));
             }
-            let allowed = if self.version == SEALED_VERSION_PLAIN { 0 } else { BLOCK_FLAG_DICT };
+            let allowed = match self.version {
+                SEALED_VERSION_PLAIN => 0,
+                SEALED_VERSION_DICT => BLOCK_FLAG_DICT,
+                _ => BLOCK_FLAG_DICT | BLOCK_FLAG_TEMPLATES,
+            };
             if m.flags & !allowed != 0 {
                 return Err(self
                     .corrupt(at, format!("block flags {:#x} not valid in format version {}", m.flags, self.version)));
@@ -752,10 +786,29 @@ impl SealedSegment {
         Ok(self.dict.get_or_init(|| d))
     }
 
+    /// The segment's templates, its section verified and decoded on first use.
+    fn templates(&self) -> Result<&Templates> {
+        if let Some(t) = self.templates.get() {
+            return Ok(t);
+        }
+        let (off, body) = self.section(SectionKind::Templates)?;
+        let t = Templates::decode(&body).map_err(|d| self.corrupt(off, d))?;
+        Ok(self.templates.get_or_init(|| t))
+    }
+
+    /// The templates block `m` is to be decoded with (`None`: its texts are stored whole).
+    fn templates_of(&self, m: &BlockMeta) -> Result<Option<&Templates>> {
+        if m.flags & BLOCK_FLAG_TEMPLATES == 0 {
+            return Ok(None);
+        }
+        self.templates().map(Some)
+    }
+
     /// Reads, verifies and decodes block `i`.
     pub fn read_block(&self, i: usize) -> Result<Vec<Record>> {
         let (m, raw) = self.block_raw(i)?;
-        let recs = block::decode(&raw).map_err(|d| self.corrupt(m.offset, format!("block {i}: {d}")))?;
+        let recs = block::decode_with(&raw, self.templates_of(&m)?)
+            .map_err(|d| self.corrupt(m.offset, format!("block {i}: {d}")))?;
         let first = recs.first().map(|r| r.ts_ms);
         let last = recs.last().map(|r| r.ts_ms);
         if recs.len() != m.count as usize || first != Some(m.min_ts_ms) || last != Some(m.max_ts_ms) {
@@ -768,8 +821,26 @@ impl SealedSegment {
     /// `number` (in block order).
     pub fn read_block_of_number(&self, i: usize, number: u64) -> Result<Vec<Record>> {
         let (m, raw) = self.block_raw(i)?;
-        let (sum, recs) =
-            block::decode_peer(&raw, number).map_err(|d| self.corrupt(m.offset, format!("block {i}: {d}")))?;
+        let t = self.templates_of(&m)?;
+        self.checked_part(i, &m, block::decode_peer_with(&raw, t, number))
+    }
+
+    /// Reads and verifies block `i` like [`Self::read_block`], but builds only the records of
+    /// `sub_port` (in block order).
+    pub fn read_block_of_sub_port(&self, i: usize, sub_port: &str) -> Result<Vec<Record>> {
+        let (m, raw) = self.block_raw(i)?;
+        let t = self.templates_of(&m)?;
+        self.checked_part(i, &m, block::decode_sub_port_with(&raw, t, sub_port))
+    }
+
+    /// The records of a partial decode of block `i`, once its summary agrees with the table.
+    fn checked_part(
+        &self,
+        i: usize,
+        m: &BlockMeta,
+        decoded: std::result::Result<(block::Summary, Vec<Record>), &'static str>,
+    ) -> Result<Vec<Record>> {
+        let (sum, recs) = decoded.map_err(|d| self.corrupt(m.offset, format!("block {i}: {d}")))?;
         if sum.count != m.count as usize || sum.first_ts != Some(m.min_ts_ms) || sum.last_ts != Some(m.max_ts_ms) {
             return Err(self.corrupt(m.offset, format!("block {i}: contents disagree with the block table")));
         }
@@ -879,10 +950,23 @@ mod tests {
             .collect()
     }
 
+    /// Seals `recs` with texts stored whole (versions 1 and 2).
     fn seal(dir: &Path, name: &str, recs: &[Record], block: usize, dict: usize) -> (SealStats, SealedSegment) {
+        seal_with(dir, name, recs, block, dict, false)
+    }
+
+    fn seal_with(
+        dir: &Path,
+        name: &str,
+        recs: &[Record],
+        block_bytes_max: usize,
+        dict_bytes_max: usize,
+        templates: bool,
+    ) -> (SealStats, SealedSegment) {
         let path = dir.join(name);
         let h = SegmentHeader { shard: 0, bucket_start_ms: 1_777_564_800_000, gen: 0 };
-        let st = write_sealed(&crate::io::OsIo, &path, h, recs.iter().cloned().map(Ok), block, 9, dict).unwrap();
+        let opts = SealOptions { block_bytes_max, zstd_level: 9, dict_bytes_max, cipher: None, templates };
+        let st = write_sealed_with(&crate::io::OsIo, &path, h, recs.iter().cloned().map(Ok), opts).unwrap();
         (st, SealedSegment::open(&path).unwrap())
     }
 
@@ -911,6 +995,56 @@ mod tests {
         let b = dict.blocks_of_number(n).unwrap()[0] as usize;
         assert!(dict.read_block_of_number(b, n).unwrap().contains(&recs[12_345]));
         assert!(dict_st.bytes < plain_st.bytes, "dictionary {} B against plain {} B", dict_st.bytes, plain_st.bytes);
+    }
+
+    #[test]
+    fn a_templated_segment_reads_back_smaller_and_its_damaged_table_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recs = records(40_000);
+        // Texts that cannot be templated, among the rest.
+        recs[7].text = "holds the hole byte \u{1} 42".into();
+        recs[8].text = "8".repeat(super::super::template::TEMPLATE_BYTES_MAX + 3);
+        let (whole_st, _) = seal(dir.path(), "whole.seg", &recs, 8 << 10, 64 << 10);
+        let (st, seg) = seal_with(dir.path(), "tpl.seg", &recs, 8 << 10, 64 << 10, true);
+        assert_eq!(seg.version, SEALED_VERSION_TEMPLATES);
+        assert!(seg.blocks().unwrap().iter().all(|m| m.flags == BLOCK_FLAG_DICT | BLOCK_FLAG_TEMPLATES));
+        assert!(seg.section_bytes(SectionKind::Templates) > 0);
+        assert_eq!(read_all(&seg).unwrap(), recs);
+        for i in [0, 7, 8, 12_345, 39_999] {
+            let n = recs[i].peer.as_u64();
+            let found: Vec<Record> = seg
+                .blocks_of_number(n)
+                .unwrap()
+                .into_iter()
+                .flat_map(|b| seg.read_block_of_number(b as usize, n).unwrap())
+                .collect();
+            assert!(found.contains(&recs[i]), "record {i}");
+        }
+        let sp = recs[12_345].sub_port.as_str();
+        let by_sp: Vec<Record> = seg
+            .blocks_of_sub_port(sp)
+            .unwrap()
+            .into_iter()
+            .flat_map(|b| seg.read_block_of_sub_port(b as usize, sp).unwrap())
+            .collect();
+        assert_eq!(by_sp, recs.iter().filter(|r| r.sub_port.as_str() == sp).cloned().collect::<Vec<_>>());
+        assert!(
+            st.bytes * 10 < whole_st.bytes * 9,
+            "templated {} B against whole texts {} B",
+            st.bytes,
+            whole_st.bytes
+        );
+
+        let s = *seg.sections.iter().find(|s| s.kind == SectionKind::Templates as u32).unwrap();
+        let path = seg.path().to_owned();
+        drop(seg);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[(s.offset + s.len / 2) as usize] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let seg = SealedSegment::open(&path).unwrap();
+        let e = seg.read_block(0).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("tpl.seg") && e.to_string().contains("Templates"), "{e}");
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub fn seal(shard: &Shard, seg: &Arc<OpenSegment>, cfg: &LogConfig) -> Result<()
             zstd_level: cfg.zstd_level,
             dict_bytes_max: cfg.zstd_dict_bytes,
             cipher: cipher.as_ref(),
+            templates: cfg.text_templates,
         },
     ) {
         Ok(s) => s,

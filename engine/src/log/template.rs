@@ -1,0 +1,275 @@
+//! Text templates of a sealed segment: a text with its runs of ASCII digits cut out.
+//!
+//! Port SMS are templated: a provider sends the same sentence with a different amount, code or
+//! date (`【星河银行】您的验证码为123456，5分钟内有效…`). The sealer splits each text into its
+//! template (the text with every maximal run of ASCII digits replaced by the byte [`HOLE`]) and
+//! its digit runs; a block stores a template id per record and the runs in a column of their
+//! own, and the segment stores each distinct template once (footer section kind 6). zstd then
+//! compresses what varies without the sentence around it. The idea is that of CLP's "log types"
+//! (Rodrigues et al., OSDI 2021): keep what repeats apart from what varies. Layout:
+//! docs/format.md, "Templates".
+//!
+//! Splitting is lossless: a text holding the byte [`HOLE`] itself, or longer than
+//! [`TEMPLATE_BYTES_MAX`], is stored literally, and so is every new template once the
+//! segment's table holds [`TABLE_BYTES_MAX`] bytes (which bounds the sealer's memory and the
+//! table a reader keeps per segment).
+
+use crate::codec::{put_varint, Reader};
+use std::collections::HashMap;
+use std::io::Read;
+
+/// The byte that stands for one run of digits in a template (U+0001, a control character
+/// that SMS texts do not carry; a text holding it is stored literally).
+pub const HOLE: u8 = 0x01;
+/// Ends each digit run in a block's runs column.
+pub const RUN_END: u8 = b',';
+/// Longest text, in bytes, that is split into a template: a longer one (a long concatenated
+/// SMS) is mostly unique and stored literally.
+pub const TEMPLATE_BYTES_MAX: usize = 1024;
+/// Most template bytes a segment's table holds; later new templates are stored literally.
+pub const TABLE_BYTES_MAX: usize = 1 << 20;
+/// Most templates in one table (each at least one byte).
+const TABLE_COUNT_MAX: usize = TABLE_BYTES_MAX;
+/// zstd level of the table section (it is small and written once per segment).
+const TABLE_ZSTD_LEVEL: i32 = 19;
+
+/// Whether `text` can be split into a template and runs.
+pub fn splittable(text: &str) -> bool {
+    text.len() <= TEMPLATE_BYTES_MAX && !text.as_bytes().contains(&HOLE)
+}
+
+/// Splits a [`splittable`] `text`: its template goes to `tpl` (cleared first), its digit runs
+/// are appended to `runs`, each followed by [`RUN_END`].
+pub fn split(text: &str, tpl: &mut Vec<u8>, runs: &mut Vec<u8>) {
+    tpl.clear();
+    let mut in_run = false;
+    for &b in text.as_bytes() {
+        if b.is_ascii_digit() {
+            if !in_run {
+                tpl.push(HOLE);
+                in_run = true;
+            }
+            runs.push(b);
+        } else {
+            if in_run {
+                runs.push(RUN_END);
+                in_run = false;
+            }
+            tpl.push(b);
+        }
+    }
+    if in_run {
+        runs.push(RUN_END);
+    }
+}
+
+/// Bytes a [`splittable`] text adds to a block's runs column.
+pub fn run_bytes(text: &str) -> usize {
+    let b = text.as_bytes();
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let starts =
+        b.iter().enumerate().filter(|&(i, c)| c.is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit())).count();
+    digits + starts
+}
+
+/// The table a sealer fills while it writes a segment's blocks.
+#[derive(Debug, Default)]
+pub struct TemplateBuilder {
+    ids: HashMap<Box<[u8]>, u32>,
+    list: Vec<Box<[u8]>>,
+    bytes: usize,
+}
+
+impl TemplateBuilder {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id (1-based: 0 means "literal" in a block) of `tpl`, added when new and the table
+    /// has room; `None` when it is new and the table is full.
+    pub fn id(&mut self, tpl: &[u8]) -> Option<u32> {
+        if let Some(&id) = self.ids.get(tpl) {
+            return Some(id);
+        }
+        if self.bytes + tpl.len() > TABLE_BYTES_MAX || self.list.len() >= TABLE_COUNT_MAX {
+            return None;
+        }
+        self.bytes += tpl.len();
+        self.list.push(tpl.into());
+        let id = self.list.len() as u32;
+        self.ids.insert(tpl.into(), id);
+        Some(id)
+    }
+
+    /// Templates held.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The footer section: a zstd frame of `count: u32`, then each template in id order as
+    /// `length: varint` and its bytes.
+    pub fn encode(&self) -> std::io::Result<Vec<u8>> {
+        let mut raw = Vec::with_capacity(self.bytes + 2 * self.list.len() + 4);
+        raw.extend_from_slice(&(self.list.len() as u32).to_le_bytes());
+        for t in &self.list {
+            put_varint(&mut raw, t.len() as u64);
+            raw.extend_from_slice(t);
+        }
+        zstd::bulk::compress(&raw, TABLE_ZSTD_LEVEL)
+    }
+}
+
+/// One template of a table read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The template (UTF-8, holes included).
+    pub text: Box<str>,
+    /// Its holes: the digit runs a record of it has.
+    pub holes: usize,
+}
+
+/// A segment's table, decoded and checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Templates {
+    list: Vec<Template>,
+}
+
+impl Templates {
+    /// Decodes a footer section written by [`TemplateBuilder::encode`]: every length and count
+    /// within the builder's bounds, every template UTF-8; anything else is an error.
+    pub fn decode(section: &[u8]) -> Result<Self, &'static str> {
+        // The builder's bound, plus the count and at most 3 bytes of length per template
+        // (each is at most TEMPLATE_BYTES_MAX bytes): no frame may decompress past it.
+        let raw_max = 4 + TABLE_BYTES_MAX + 3 * TABLE_COUNT_MAX;
+        let mut raw = Vec::new();
+        let dec = zstd::stream::read::Decoder::with_buffer(section).map_err(|_| "templates: not a zstd frame")?;
+        dec.single_frame()
+            .take(raw_max as u64 + 1)
+            .read_to_end(&mut raw)
+            .map_err(|_| "templates: zstd frame damaged")?;
+        if raw.len() > raw_max {
+            return Err("templates: table larger than a sealer writes");
+        }
+        let mut r = Reader::new(&raw);
+        let n = r.u32()? as usize;
+        if n > TABLE_COUNT_MAX || n > r.remaining() {
+            return Err("templates: count out of range");
+        }
+        let mut list = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = r.len(TEMPLATE_BYTES_MAX)?;
+            let text = std::str::from_utf8(r.bytes(len)?).map_err(|_| "templates: a template is not utf-8")?;
+            list.push(Template { holes: text.bytes().filter(|&b| b == HOLE).count(), text: text.into() });
+        }
+        if r.remaining() != 0 {
+            return Err("templates: bytes after the last template");
+        }
+        Ok(Self { list })
+    }
+
+    /// Template `id` (1-based, as in a block).
+    pub fn get(&self, id: u32) -> Option<&Template> {
+        (id as usize).checked_sub(1).and_then(|i| self.list.get(i))
+    }
+
+    /// Templates held.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+/// Appends to `out` the text of template `t` with its holes filled from `runs` (exactly its
+/// runs, each ended by [`RUN_END`], checked by the block's parser).
+pub fn expand(t: &Template, runs: &[u8], out: &mut String) -> Result<(), &'static str> {
+    let mut runs = runs.split(|&b| b == RUN_END);
+    for (j, part) in t.text.split(HOLE as char).enumerate() {
+        if j > 0 {
+            let run = runs.next().filter(|r| !r.is_empty()).ok_or("templates: too few digit runs")?;
+            out.push_str(std::str::from_utf8(run).map_err(|_| "templates: digit run not utf-8")?);
+        }
+        out.push_str(part);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn round_trip(text: &str) -> (Vec<u8>, Vec<u8>) {
+        let (mut tpl, mut runs) = (Vec::new(), Vec::new());
+        split(text, &mut tpl, &mut runs);
+        assert_eq!(run_bytes(text), runs.len(), "{text:?}");
+        let t = Template {
+            text: String::from_utf8(tpl.clone()).unwrap().into(),
+            holes: tpl.iter().filter(|&&b| b == HOLE).count(),
+        };
+        let mut back = String::new();
+        expand(&t, &runs, &mut back).unwrap();
+        assert_eq!(back, text);
+        (tpl, runs)
+    }
+
+    #[test]
+    fn split_cuts_digit_runs_and_expand_restores_them() {
+        let (tpl, runs) = round_trip("【星河银行】您的验证码为012345，5分钟内有效，请勿泄露给他人。");
+        assert_eq!(String::from_utf8(tpl).unwrap(), "【星河银行】您的验证码为\u{1}，\u{1}分钟内有效，请勿泄露给他人。");
+        assert_eq!(runs, b"012345,5,");
+        for t in ["", "R", "123", "a1b22c333", "9.99元", "１２３ full-width digits stay", "00:00"] {
+            round_trip(t);
+        }
+        assert!(!splittable("a\u{1}b") && splittable("ab") && !splittable(&"x".repeat(TEMPLATE_BYTES_MAX + 1)));
+    }
+
+    #[test]
+    fn a_table_round_trips_and_a_full_one_refuses_new_templates() {
+        let mut b = TemplateBuilder::new();
+        assert_eq!((b.id(b"a\x01b"), b.id(b"c"), b.id(b"a\x01b")), (Some(1), Some(2), Some(1)));
+        let t = Templates::decode(&b.encode().unwrap()).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get(1).unwrap(), &Template { text: "a\u{1}b".into(), holes: 1 });
+        assert_eq!(t.get(2).unwrap().holes, 0);
+        assert!(t.get(0).is_none() && t.get(3).is_none());
+        let big = vec![b'x'; TEMPLATE_BYTES_MAX];
+        let mut full = TemplateBuilder::new();
+        let mut i = 0u32;
+        loop {
+            let mut t = big.clone();
+            t[..8].copy_from_slice(format!("{i:08}").as_bytes());
+            if full.id(&t).is_none() {
+                break;
+            }
+            i += 1;
+        }
+        assert_eq!(full.len(), TABLE_BYTES_MAX / TEMPLATE_BYTES_MAX);
+        assert_eq!(Templates::decode(&full.encode().unwrap()).unwrap().len(), full.len());
+    }
+
+    #[test]
+    fn a_damaged_table_is_an_error() {
+        let mut b = TemplateBuilder::new();
+        b.id("【鲜果到家】您的\u{1}张优惠券".as_bytes());
+        let good = b.encode().unwrap();
+        for cut in 0..good.len() {
+            assert!(Templates::decode(&good[..cut]).is_err(), "cut {cut}");
+        }
+        assert!(Templates::decode(b"not zstd").is_err());
+        let bad = |raw: &[u8]| Templates::decode(&zstd::bulk::compress(raw, 1).unwrap());
+        assert!(bad(&[1, 0, 0, 0, 2, 0xff, 0xfe]).is_err(), "not utf-8");
+        assert!(bad(&[2, 0, 0, 0, 1, b'a']).is_err(), "count beyond the bytes");
+        assert!(bad(&[1, 0, 0, 0, 1, b'a', b'b']).is_err(), "bytes after the last");
+        assert_eq!(bad(&[1, 0, 0, 0, 1, b'a']).unwrap().len(), 1);
+    }
+}
