@@ -5,8 +5,8 @@
 //! cargo run --release --workspace --example space_breakdown -- [RECORDS] [--whole-texts]
 //! ```
 //!
-//! `PORTLOG_BLOCK_BYTES` and `PORTLOG_DICT_BYTES` override `block_bytes_max` and
-//! `zstd_dict_bytes`; `--whole-texts` turns `text_templates` off (the layout before format 4).
+//! `PORTLOG_BLOCK_BYTES`, `PORTLOG_BLOCK_RECORDS` and `PORTLOG_DICT_BYTES` override
+//! `block_bytes_max`, `block_records_max` and `zstd_dict_bytes`; `--whole-texts` turns `text_templates` off (the layout before format 4).
 
 use anyhow::{Context, Result};
 use portlog_benches::generator::{Generator, WorkloadConfig};
@@ -46,6 +46,7 @@ fn main() -> Result<()> {
         sync: SyncPolicy::None,
         block_bytes_max: env_usize("PORTLOG_BLOCK_BYTES", defaults.block_bytes_max)?,
         zstd_dict_bytes: env_usize("PORTLOG_DICT_BYTES", defaults.zstd_dict_bytes)?,
+        block_records_max: env_usize("PORTLOG_BLOCK_RECORDS", defaults.block_records_max)?,
         text_templates: !args.iter().any(|a| a == "--whole-texts"),
         ..defaults
     };
@@ -70,11 +71,12 @@ fn main() -> Result<()> {
         ("zstd dictionary", SectionKind::Dictionary),
         ("text templates", SectionKind::Templates),
     ];
-    let (mut blocks, mut count, mut sections) = (0u64, 0usize, [0u64; 6]);
+    let (mut blocks, mut raw, mut count, mut sections) = (0u64, 0u64, 0usize, [0u64; 6]);
     for f in &files {
         let s = SealedSegment::open(f)?;
         for m in s.blocks()? {
             blocks += u64::from(m.clen);
+            raw += u64::from(m.rlen);
             count += 1;
         }
         for (i, (_, k)) in kinds.iter().enumerate() {
@@ -83,14 +85,21 @@ fn main() -> Result<()> {
     }
     let per = |b: u64| b as f64 / n as f64;
     println!(
-        "{n} records, {} segments, block_bytes_max {}, dictionary {} B, templates {}",
+        "{n} records, {} segments, block_bytes_max {}, block_records_max {}, dictionary {} B, templates {}",
         files.len(),
         cfg.block_bytes_max,
+        cfg.block_records_max,
         cfg.zstd_dict_bytes,
         cfg.text_templates
     );
     println!("| part | B/record |\n|---|---:|");
-    println!("| blocks ({count}, {:.0} records each) | {:.2} |", n as f64 / count.max(1) as f64, per(blocks));
+    let each = count.max(1) as f64;
+    println!(
+        "| blocks ({count}, {:.0} records and {:.1} KiB uncompressed each) | {:.2} |",
+        n as f64 / each,
+        raw as f64 / each / 1024.0,
+        per(blocks)
+    );
     for (i, (name, _)) in kinds.iter().enumerate() {
         println!("| {name} | {:.2} |", per(sections[i]));
     }

@@ -51,6 +51,11 @@ pub struct LogConfig {
     /// trace decompresses one block per record it returns, so small blocks keep it fast; the
     /// segment's dictionary keeps their ratio; docs/benchmarks.md, "Trace").
     pub block_bytes_max: usize,
+    /// Most records in one sealed block (default 96): a trace decodes the columns of a whole
+    /// block for each record it returns, and templated blocks (`text_templates`) are small per
+    /// record, so this bounds that work where the byte size would not (docs/benchmarks.md,
+    /// "Space").
+    pub block_records_max: usize,
     /// zstd level of sealed blocks (1-22).
     pub zstd_level: i32,
     /// Largest zstd dictionary trained per sealed segment (on its first 4 MiB of blocks) and
@@ -90,6 +95,7 @@ impl Default for LogConfig {
             append_records_max: 100_000,
             segment_bytes_max: 128 << 20,
             block_bytes_max: 8 << 10,
+            block_records_max: 96,
             zstd_level: 9,
             zstd_dict_bytes: 64 << 10,
             text_templates: true,
@@ -124,6 +130,9 @@ impl LogConfig {
         }
         if self.block_bytes_max < 4096 || self.block_bytes_max > 16 << 20 {
             return bad("block_bytes_max", "must be 4 KiB..=16 MiB");
+        }
+        if self.block_records_max < 16 || self.block_records_max > crate::log::block::BLOCK_RECORDS_MAX {
+            return bad("block_records_max", "must be 16..=1048576");
         }
         if self.segment_bytes_max < self.batch_bytes_max as u64 || self.segment_bytes_max > 4 << 30 {
             return bad("segment_bytes_max", "must be at least batch_bytes_max and at most 4 GiB");

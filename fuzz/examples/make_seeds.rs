@@ -84,8 +84,14 @@ fn footer(root: &Path) {
     ] {
         let path = tmp.join(name);
         let recs = records(n, NOW_MS - 86_400_000, 60_000);
-        let opts =
-            sealed::SealOptions { block_bytes_max: 4096, zstd_level: 3, dict_bytes_max: dict, cipher: None, templates };
+        let opts = sealed::SealOptions {
+            block_bytes_max: 4096,
+            block_records_max: 128,
+            zstd_level: 3,
+            dict_bytes_max: dict,
+            cipher: None,
+            templates,
+        };
         let st = sealed::write_sealed_with(&portlog_engine::io::OsIo, &path, h, recs.into_iter().map(Ok), opts)
             .expect("seal");
         assert_eq!(st.dict_bytes > 0, dict > 0, "{name}: dictionary expected exactly when asked for");

@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: portlog-trace-bench [--records N] [--days 150] [--shards 4] [--queries 1000]
                           [--cold-queries N] [--scan-numbers 3] [--reopen-queries 3] [--numbers N] [--seed 42]
-                          [--block-kib 256] [--dir DIR | --data DIR] [--json | --markdown]
+                          [--block-kib 256] [--dict-kib 64] [--whole-texts] [--dir DIR | --data DIR] [--json | --markdown]
 
   --records N        records to generate (default 10000000)
   --days N           daily segments per shard the records are spread over (default 150)
@@ -67,6 +67,7 @@ const USAGE: &str = "usage: portlog-trace-bench [--records N] [--days 150] [--sh
   --seed N           workload and sampling seed (default 42)
   --block-kib N      block_bytes_max of the sealed segments in KiB (default: LogConfig's)
   --dict-kib N       zstd_dict_bytes of the sealed segments in KiB, 0 for none (default: LogConfig's)
+  --whole-texts      text_templates off: sealed texts stored whole (the layout before format 4)
   --dir DIR          where the temporary data directory goes; removed afterwards
   --data DIR         keep the data directory in DIR, reusing it if it matches
   --json             one JSON object instead of the text report
@@ -90,6 +91,7 @@ struct Args {
     seed: u64,
     block_kib: usize,
     dict_kib: usize,
+    whole_texts: bool,
     dir: Option<PathBuf>,
     data: Option<PathBuf>,
     json: bool,
@@ -113,6 +115,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         seed: 42,
         block_kib: LogConfig::default().block_bytes_max >> 10,
         dict_kib: LogConfig::default().zstd_dict_bytes >> 10,
+        whole_texts: false,
         dir: None,
         data: None,
         json: false,
@@ -126,6 +129,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             }
             "--markdown" => {
                 a.markdown = true;
+                continue;
+            }
+            "--whole-texts" => {
+                a.whole_texts = true;
                 continue;
             }
             "-h" | "--help" => {
@@ -182,12 +189,19 @@ struct DataSet {
     block_kib: usize,
     #[serde(default)]
     dict_kib: usize,
+    /// Texts stored whole (no templates; data sets written before format 4 are).
+    #[serde(default = "default_whole_texts")]
+    whole_texts: bool,
     /// Seconds the load took (generation, appends and sealing).
     load_secs: f64,
 }
 
 fn default_block_kib() -> usize {
     256
+}
+
+fn default_whole_texts() -> bool {
+    true
 }
 
 const SET_FILE: &str = "trace-bench-set.json";
@@ -199,6 +213,7 @@ fn config(a: &Args) -> LogConfig {
         sync: SyncPolicy::None,
         block_bytes_max: a.block_kib << 10,
         zstd_dict_bytes: a.dict_kib << 10,
+        text_templates: !a.whole_texts,
         ..LogConfig::default()
     }
 }
@@ -274,6 +289,7 @@ fn prepare(a: &Args, data: &Path) -> Result<(Vec<u64>, f64, bool)> {
         seed: a.seed,
         block_kib: a.block_kib,
         dict_kib: a.dict_kib,
+        whole_texts: a.whole_texts,
         load_secs,
     };
     if let Ok(s) = std::fs::read_to_string(data.join(SET_FILE)) {
@@ -440,6 +456,7 @@ struct Report {
     shards: u32,
     block_kib: usize,
     dict_kib: usize,
+    whole_texts: bool,
     distinct_numbers: usize,
     load_secs: f64,
     reused: bool,
@@ -598,6 +615,7 @@ fn main() -> Result<()> {
         shards: a.shards,
         block_kib: a.block_kib,
         dict_kib: a.dict_kib,
+        whole_texts: a.whole_texts,
         distinct_numbers: numbers.len(),
         load_secs,
         reused,
@@ -637,13 +655,14 @@ fn print_report(r: &Report, markdown: bool) {
     let mb = |b: u64| b as f64 / 1e6;
     println!("machine: {}; data in {} ({})", r.machine, r.data_dir, r.fs);
     println!(
-        "data: {} records, {} days x {} shards = {} sealed segments ({} KiB blocks, {} KiB dictionary), {} distinct numbers; load {:.0} s{}",
+        "data: {} records, {} days x {} shards = {} sealed segments ({} KiB blocks, {} KiB dictionary, texts {}), {} distinct numbers; load {:.0} s{}",
         r.records,
         r.days,
         r.shards,
         f.segments,
         r.block_kib,
         r.dict_kib,
+        if r.whole_texts { "whole" } else { "as templates" },
         r.distinct_numbers,
         r.load_secs,
         if r.reused { " (reused)" } else { "" }

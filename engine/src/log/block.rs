@@ -33,12 +33,12 @@ pub fn encode(records: &[&Record]) -> Vec<u8> {
 pub fn encode_templated(records: &[&Record], templates: &mut TemplateBuilder) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * 32 + 64);
     encode_keys(records, &mut out);
-    let (mut runs, mut lit_lens, mut lits) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut run_lens, mut digits, mut lit_lens, mut lits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut tpl = Vec::new();
     for r in records {
-        let at = runs.len();
+        let (at_runs, at_digits) = (run_lens.len(), digits.len());
         let id = if template::splittable(&r.text) {
-            template::split(&r.text, &mut tpl, &mut runs);
+            template::split(&r.text, &mut tpl, &mut run_lens, &mut digits);
             templates.id(&tpl)
         } else {
             None
@@ -46,15 +46,19 @@ pub fn encode_templated(records: &[&Record], templates: &mut TemplateBuilder) ->
         match id {
             Some(id) => put_varint(&mut out, u64::from(id)),
             None => {
-                runs.truncate(at);
+                run_lens.truncate(at_runs);
+                digits.truncate(at_digits);
                 out.push(0);
                 put_varint(&mut lit_lens, r.text.len() as u64);
                 lits.extend_from_slice(r.text.as_bytes());
             }
         }
     }
-    put_varint(&mut out, runs.len() as u64);
-    out.extend_from_slice(&runs);
+    for l in run_lens {
+        put_varint(&mut out, l as u64);
+    }
+    put_varint(&mut out, digits.len() as u64);
+    out.extend_from_slice(&digits);
     out.extend_from_slice(&lit_lens);
     out.extend_from_slice(&lits);
     out
@@ -113,10 +117,12 @@ struct Columns<'a> {
     metas: &'a [u8],
     sps: Vec<usize>,
     peers: &'a [u8],
-    /// Per record: its template id (0: literal), and where its bytes are: its text in `lits`
-    /// (id 0), or its digit runs in `runs`.
+    /// Per record: its template id, and where its bytes are: for id 0 (a literal), its text's
+    /// start and length in `lits`; for a template, its first digit in `digits` and the index
+    /// of its first run in `run_lens`.
     spans: Vec<(u32, usize, usize)>,
-    runs: &'a [u8],
+    run_lens: Vec<u32>,
+    digits: &'a [u8],
     lits: &'a [u8],
     templates: Option<&'a Templates>,
 }
@@ -157,7 +163,7 @@ impl<'a> Columns<'a> {
         }
         let peers = r.bytes(n * PEER_BYTES)?;
         let mut spans = Vec::with_capacity(n);
-        let mut runs: &[u8] = &[];
+        let (mut run_lens, mut digits) = (Vec::new(), &[][..]);
         match templates {
             None => {
                 let mut at = 0usize;
@@ -169,16 +175,36 @@ impl<'a> Columns<'a> {
             }
             Some(t) => {
                 let mut ids = Vec::with_capacity(n);
+                let mut holes = 0usize;
                 for _ in 0..n {
                     let id = u32::try_from(r.varint()?).map_err(|_| "template id out of range")?;
-                    if id != 0 && t.get(id).is_none() {
-                        return Err("template id out of range");
+                    if id != 0 {
+                        holes += t.get(id).ok_or("template id out of range")?.holes.len();
                     }
                     ids.push(id);
                 }
-                let runs_len = r.len(raw.len())?;
-                runs = r.bytes(runs_len)?;
-                let (mut run_at, mut lit_at) = (0usize, 0usize);
+                // Each run length takes at least a byte.
+                if holes > r.remaining() {
+                    return Err("digit run lengths truncated");
+                }
+                run_lens.reserve_exact(holes);
+                let mut sum = 0usize;
+                for _ in 0..holes {
+                    let l = r.len(raw.len())?;
+                    if l == 0 {
+                        return Err("empty digit run");
+                    }
+                    sum += l;
+                    run_lens.push(l as u32);
+                }
+                if r.len(raw.len())? != sum {
+                    return Err("digit runs disagree with their lengths");
+                }
+                digits = r.bytes(sum)?;
+                if digits.iter().fold(0u8, |bad, &b| bad | u8::from(b.wrapping_sub(b'0') >= 10)) != 0 {
+                    return Err("digit run holds a non-digit");
+                }
+                let (mut run_ix, mut digit_at, mut lit_at) = (0usize, 0usize, 0usize);
                 for id in ids {
                     match t.get(id) {
                         None => {
@@ -187,23 +213,12 @@ impl<'a> Columns<'a> {
                             lit_at = lit_at.checked_add(l).ok_or("text lengths overflow")?;
                         }
                         Some(tpl) => {
-                            let start = run_at;
-                            for _ in 0..tpl.holes {
-                                let end = runs[run_at..]
-                                    .iter()
-                                    .position(|&b| !b.is_ascii_digit())
-                                    .ok_or("digit runs truncated")?;
-                                if end == 0 || runs[run_at + end] != template::RUN_END {
-                                    return Err("bad digit run");
-                                }
-                                run_at += end + 1;
-                            }
-                            spans.push((id, start, run_at - start));
+                            spans.push((id, digit_at, run_ix));
+                            let k = tpl.holes.len();
+                            digit_at += run_lens[run_ix..run_ix + k].iter().map(|&l| l as usize).sum::<usize>();
+                            run_ix += k;
                         }
                     }
-                }
-                if run_at != runs.len() {
-                    return Err("digit runs left over");
                 }
             }
         }
@@ -212,7 +227,9 @@ impl<'a> Columns<'a> {
         match total.cmp(&lits.len()) {
             std::cmp::Ordering::Greater => Err("truncated"),
             std::cmp::Ordering::Less => Err("bytes after the last text"),
-            std::cmp::Ordering::Equal => Ok(Self { dict, ts, metas, sps, peers, spans, runs, lits, templates }),
+            std::cmp::Ordering::Equal => {
+                Ok(Self { dict, ts, metas, sps, peers, spans, run_lens, digits, lits, templates })
+            }
         }
     }
 
@@ -231,9 +248,10 @@ impl<'a> Columns<'a> {
         let text = match self.templates.and_then(|t| t.get(id)) {
             None => std::str::from_utf8(&self.lits[at..at + len]).map_err(|_| "text not utf-8")?.to_owned(),
             Some(t) => {
-                let mut s = String::with_capacity(t.text.len() + len);
-                template::expand(t, &self.runs[at..at + len], &mut s)?;
-                s
+                let lens = self.run_lens.get(len..len + t.holes.len()).ok_or("digit runs truncated")?;
+                let mut b = Vec::with_capacity(t.text.len() + 16);
+                t.expand(lens, self.digits.get(at..).ok_or("digit runs truncated")?, &mut b)?;
+                String::from_utf8(b).map_err(|_| "text not utf-8")?
             }
         };
         Ok(Record { dir, sub_port, peer, ts_ms: self.ts[i], usage, text })
@@ -398,7 +416,7 @@ mod tests {
         let fewer = Templates::decode(&fewer.encode().unwrap()).unwrap();
         assert!(decode_with(&raw, Some(&fewer)).is_err());
         // A digit run that is not digits.
-        let runs_at = raw.windows(7).position(|w| w == b"012345,").unwrap();
+        let runs_at = raw.windows(7).position(|w| w == b"0123455").unwrap();
         let mut bad = raw.clone();
         bad[runs_at + 2] = b'x';
         assert!(decode_with(&bad, Some(&t)).is_err());

@@ -155,6 +155,8 @@ impl BlockCompressor {
 pub struct SealOptions<'a> {
     /// A block is cut once its records reach this many bytes.
     pub block_bytes_max: usize,
+    /// ... or reach this many.
+    pub block_records_max: usize,
     /// zstd level.
     pub zstd_level: i32,
     /// Largest dictionary (0: none).
@@ -186,7 +188,14 @@ where
         path,
         header,
         records,
-        SealOptions { block_bytes_max, zstd_level, dict_bytes_max, cipher: None, templates: true },
+        SealOptions {
+            block_bytes_max,
+            block_records_max: crate::config::LogConfig::default().block_records_max,
+            zstd_level,
+            dict_bytes_max,
+            cipher: None,
+            templates: true,
+        },
     )
 }
 
@@ -204,7 +213,8 @@ pub fn write_sealed_with<I>(
 where
     I: Iterator<Item = Result<Record>>,
 {
-    let SealOptions { block_bytes_max, zstd_level, dict_bytes_max, cipher, templates } = opts;
+    let SealOptions { block_bytes_max, block_records_max, zstd_level, dict_bytes_max, cipher, templates } = opts;
+    let block_records_max = block_records_max.clamp(1, block::BLOCK_RECORDS_MAX);
     let mut templates = templates.then(TemplateBuilder::new);
     let templated = templates.is_some();
     let file = io.create(path).map_err(Error::io("create", path))?;
@@ -300,7 +310,7 @@ where
                 max_ts = max_ts.max(r.ts_ms);
                 pending_bytes += block::encoded_bytes(&r, templated);
                 pending.push(r);
-                pending_bytes >= block_bytes_max || pending.len() >= block::BLOCK_RECORDS_MAX
+                pending_bytes >= block_bytes_max || pending.len() >= block_records_max
             }
             None => {
                 done = true;
@@ -965,7 +975,14 @@ mod tests {
     ) -> (SealStats, SealedSegment) {
         let path = dir.join(name);
         let h = SegmentHeader { shard: 0, bucket_start_ms: 1_777_564_800_000, gen: 0 };
-        let opts = SealOptions { block_bytes_max, zstd_level: 9, dict_bytes_max, cipher: None, templates };
+        let opts = SealOptions {
+            block_bytes_max,
+            block_records_max: 128,
+            zstd_level: 9,
+            dict_bytes_max,
+            cipher: None,
+            templates,
+        };
         let st = write_sealed_with(&crate::io::OsIo, &path, h, recs.iter().cloned().map(Ok), opts).unwrap();
         (st, SealedSegment::open(&path).unwrap())
     }

@@ -63,6 +63,7 @@ pub fn seal(shard: &Shard, seg: &Arc<OpenSegment>, cfg: &LogConfig) -> Result<()
         rows.iter().map(|&r| seg.read_row(r)),
         SealOptions {
             block_bytes_max: cfg.block_bytes_max,
+            block_records_max: cfg.block_records_max,
             zstd_level: cfg.zstd_level,
             dict_bytes_max: cfg.zstd_dict_bytes,
             cipher: cipher.as_ref(),

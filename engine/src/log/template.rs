@@ -3,8 +3,8 @@
 //! Port SMS are templated: a provider sends the same sentence with a different amount, code or
 //! date (`【星河银行】您的验证码为123456，5分钟内有效…`). The sealer splits each text into its
 //! template (the text with every maximal run of ASCII digits replaced by the byte [`HOLE`]) and
-//! its digit runs; a block stores a template id per record and the runs in a column of their
-//! own, and the segment stores each distinct template once (footer section kind 6). zstd then
+//! its digit runs; a block stores a template id per record, the runs' lengths and their digits
+//! in columns of their own, and the segment stores each distinct template once (footer section kind 6). zstd then
 //! compresses what varies without the sentence around it. The idea is that of CLP's "log types"
 //! (Rodrigues et al., OSDI 2021): keep what repeats apart from what varies. Layout:
 //! docs/format.md, "Templates".
@@ -21,8 +21,6 @@ use std::io::Read;
 /// The byte that stands for one run of digits in a template (U+0001, a control character
 /// that SMS texts do not carry; a text holding it is stored literally).
 pub const HOLE: u8 = 0x01;
-/// Ends each digit run in a block's runs column.
-pub const RUN_END: u8 = b',';
 /// Longest text, in bytes, that is split into a template: a longer one (a long concatenated
 /// SMS) is mostly unique and stored literally.
 pub const TEMPLATE_BYTES_MAX: usize = 1024;
@@ -38,38 +36,39 @@ pub fn splittable(text: &str) -> bool {
     text.len() <= TEMPLATE_BYTES_MAX && !text.as_bytes().contains(&HOLE)
 }
 
-/// Splits a [`splittable`] `text`: its template goes to `tpl` (cleared first), its digit runs
-/// are appended to `runs`, each followed by [`RUN_END`].
-pub fn split(text: &str, tpl: &mut Vec<u8>, runs: &mut Vec<u8>) {
+/// Splits a [`splittable`] `text`: its template goes to `tpl` (cleared first), the length of
+/// each of its digit runs to `run_lens`, their digits to `digits`.
+pub fn split(text: &str, tpl: &mut Vec<u8>, run_lens: &mut Vec<usize>, digits: &mut Vec<u8>) {
     tpl.clear();
-    let mut in_run = false;
+    let mut run = 0usize;
     for &b in text.as_bytes() {
         if b.is_ascii_digit() {
-            if !in_run {
+            if run == 0 {
                 tpl.push(HOLE);
-                in_run = true;
             }
-            runs.push(b);
+            run += 1;
+            digits.push(b);
         } else {
-            if in_run {
-                runs.push(RUN_END);
-                in_run = false;
+            if run > 0 {
+                run_lens.push(run);
+                run = 0;
             }
             tpl.push(b);
         }
     }
-    if in_run {
-        runs.push(RUN_END);
+    if run > 0 {
+        run_lens.push(run);
     }
 }
 
-/// Bytes a [`splittable`] text adds to a block's runs column.
+/// About the bytes a [`splittable`] text adds to a templated block's run columns: its digits
+/// and a byte per run.
 pub fn run_bytes(text: &str) -> usize {
     let b = text.as_bytes();
     let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    let starts =
+    let runs =
         b.iter().enumerate().filter(|&(i, c)| c.is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_digit())).count();
-    digits + starts
+    digits + runs
 }
 
 /// The table a sealer fills while it writes a segment's blocks.
@@ -130,8 +129,37 @@ impl TemplateBuilder {
 pub struct Template {
     /// The template (UTF-8, holes included).
     pub text: Box<str>,
-    /// Its holes: the digit runs a record of it has.
-    pub holes: usize,
+    /// Byte offsets of its holes in `text`: a record of it has one digit run per hole.
+    pub holes: Box<[u32]>,
+}
+
+impl Template {
+    /// The template `text`, its holes found.
+    pub fn new(text: &str) -> Self {
+        let holes = text.bytes().enumerate().filter(|&(_, b)| b == HOLE).map(|(i, _)| i as u32).collect();
+        Self { text: text.into(), holes }
+    }
+
+    /// Appends the text of a record of this template: the template with its holes filled, in
+    /// order, by the runs of `digits` whose lengths are `run_lens` (one per hole, each at least
+    /// 1, within `digits`; checked by the block's parser, and a mismatch here is an error, never
+    /// a panic).
+    pub fn expand(&self, run_lens: &[u32], digits: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
+        if run_lens.len() != self.holes.len() {
+            return Err("templates: digit runs disagree with the template");
+        }
+        let t = self.text.as_bytes();
+        let (mut at, mut d) = (0usize, 0usize);
+        for (&h, &l) in self.holes.iter().zip(run_lens) {
+            let end = d + l as usize;
+            let run = digits.get(d..end).ok_or("templates: digit runs truncated")?;
+            out.extend_from_slice(&t[at..h as usize]);
+            out.extend_from_slice(run);
+            (at, d) = (h as usize + 1, end);
+        }
+        out.extend_from_slice(&t[at..]);
+        Ok(())
+    }
 }
 
 /// A segment's table, decoded and checked.
@@ -165,7 +193,7 @@ impl Templates {
         for _ in 0..n {
             let len = r.len(TEMPLATE_BYTES_MAX)?;
             let text = std::str::from_utf8(r.bytes(len)?).map_err(|_| "templates: a template is not utf-8")?;
-            list.push(Template { holes: text.bytes().filter(|&b| b == HOLE).count(), text: text.into() });
+            list.push(Template::new(text));
         }
         if r.remaining() != 0 {
             return Err("templates: bytes after the last template");
@@ -189,44 +217,36 @@ impl Templates {
     }
 }
 
-/// Appends to `out` the text of template `t` with its holes filled from `runs` (exactly its
-/// runs, each ended by [`RUN_END`], checked by the block's parser).
-pub fn expand(t: &Template, runs: &[u8], out: &mut String) -> Result<(), &'static str> {
-    let mut runs = runs.split(|&b| b == RUN_END);
-    for (j, part) in t.text.split(HOLE as char).enumerate() {
-        if j > 0 {
-            let run = runs.next().filter(|r| !r.is_empty()).ok_or("templates: too few digit runs")?;
-            out.push_str(std::str::from_utf8(run).map_err(|_| "templates: digit run not utf-8")?);
-        }
-        out.push_str(part);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn round_trip(text: &str) -> (Vec<u8>, Vec<u8>) {
-        let (mut tpl, mut runs) = (Vec::new(), Vec::new());
-        split(text, &mut tpl, &mut runs);
-        assert_eq!(run_bytes(text), runs.len(), "{text:?}");
-        let t = Template {
-            text: String::from_utf8(tpl.clone()).unwrap().into(),
-            holes: tpl.iter().filter(|&&b| b == HOLE).count(),
-        };
-        let mut back = String::new();
-        expand(&t, &runs, &mut back).unwrap();
-        assert_eq!(back, text);
-        (tpl, runs)
+    fn round_trip(text: &str) -> (Vec<u8>, Vec<usize>, Vec<u8>) {
+        let (mut tpl, mut lens, mut digits) = (Vec::new(), Vec::new(), Vec::new());
+        split(text, &mut tpl, &mut lens, &mut digits);
+        assert_eq!(run_bytes(text), lens.len() + digits.len(), "{text:?}");
+        let t = Template::new(std::str::from_utf8(&tpl).unwrap());
+        assert_eq!(t.holes.len(), lens.len());
+        let lens32: Vec<u32> = lens.iter().map(|&l| l as u32).collect();
+        let mut back = Vec::new();
+        t.expand(&lens32, &digits, &mut back).unwrap();
+        assert_eq!(String::from_utf8(back).unwrap(), text);
+        // Wrong runs are an error.
+        if let Some((&first, rest)) = lens32.split_first() {
+            assert!(t.expand(rest, &digits, &mut Vec::new()).is_err(), "too few runs");
+            let mut longer = lens32.clone();
+            longer[0] = first + 1 + digits.len() as u32;
+            assert!(t.expand(&longer, &digits, &mut Vec::new()).is_err(), "runs past the digits");
+        }
+        (tpl, lens, digits)
     }
 
     #[test]
     fn split_cuts_digit_runs_and_expand_restores_them() {
-        let (tpl, runs) = round_trip("【星河银行】您的验证码为012345，5分钟内有效，请勿泄露给他人。");
+        let (tpl, lens, digits) = round_trip("【星河银行】您的验证码为012345，5分钟内有效，请勿泄露给他人。");
         assert_eq!(String::from_utf8(tpl).unwrap(), "【星河银行】您的验证码为\u{1}，\u{1}分钟内有效，请勿泄露给他人。");
-        assert_eq!(runs, b"012345,5,");
+        assert_eq!((lens, digits), (vec![6, 1], b"0123455".to_vec()));
         for t in ["", "R", "123", "a1b22c333", "9.99元", "１２３ full-width digits stay", "00:00"] {
             round_trip(t);
         }
@@ -239,8 +259,8 @@ mod tests {
         assert_eq!((b.id(b"a\x01b"), b.id(b"c"), b.id(b"a\x01b")), (Some(1), Some(2), Some(1)));
         let t = Templates::decode(&b.encode().unwrap()).unwrap();
         assert_eq!(t.len(), 2);
-        assert_eq!(t.get(1).unwrap(), &Template { text: "a\u{1}b".into(), holes: 1 });
-        assert_eq!(t.get(2).unwrap().holes, 0);
+        assert_eq!(t.get(1).unwrap(), &Template { text: "a\u{1}b".into(), holes: vec![1].into() });
+        assert!(t.get(2).unwrap().holes.is_empty());
         assert!(t.get(0).is_none() && t.get(3).is_none());
         let big = vec![b'x'; TEMPLATE_BYTES_MAX];
         let mut full = TemplateBuilder::new();
