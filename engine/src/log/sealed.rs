@@ -1052,16 +1052,20 @@ mod tests {
             whole_st.bytes
         );
 
-        let s = *seg.sections.iter().find(|s| s.kind == SectionKind::Templates as u32).unwrap();
+        let e = damage_section(seg, SectionKind::Templates).read_block(0).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("tpl.seg") && e.to_string().contains("Templates"), "{e}");
+    }
+
+    /// `seg` with a bit flipped in the middle of its section `kind`, reopened.
+    fn damage_section(seg: SealedSegment, kind: SectionKind) -> SealedSegment {
+        let s = *seg.sections.iter().find(|s| s.kind == kind as u32).unwrap();
         let path = seg.path().to_owned();
         drop(seg);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[(s.offset + s.len / 2) as usize] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
-        let seg = SealedSegment::open(&path).unwrap();
-        let e = seg.read_block(0).unwrap_err();
-        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
-        assert!(e.to_string().contains("tpl.seg") && e.to_string().contains("Templates"), "{e}");
+        SealedSegment::open(&path).unwrap()
     }
 
     #[test]
@@ -1078,14 +1082,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let recs = records(40_000);
         let (_, seg) = seal(dir.path(), "dict.seg", &recs, 16 << 10, 64 << 10);
-        let s = *seg.sections.iter().find(|s| s.kind == SectionKind::Dictionary as u32).unwrap();
-        let path = seg.path().to_owned();
-        drop(seg);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[(s.offset + s.len / 2) as usize] ^= 0x40;
-        std::fs::write(&path, &bytes).unwrap();
-        let seg = SealedSegment::open(&path).unwrap();
-        let e = seg.read_block(0).unwrap_err();
+        let e = damage_section(seg, SectionKind::Dictionary).read_block(0).unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }), "{e}");
         assert!(e.to_string().contains("dict.seg") && e.to_string().contains("Dictionary"), "{e}");
     }
