@@ -262,9 +262,11 @@ fn overload_is_resource_exhausted_and_metrics_are_served() {
         &["--config", cfg.to_str().unwrap(), "--metrics-listen", "127.0.0.1:0"],
     );
     let ep = d.http();
-    // An ingest whose input stays open holds the only call slot. It races the first stats calls
-    // for that slot: when a stats call wins, the ingest itself is refused and exits, so it is
-    // started again until it holds the slot and a stats call is refused.
+    // An ingest whose input stays open holds the only call slot. A stats call made while the
+    // ingest is still connecting can take the slot first, and the ingest is then refused and
+    // exits: so after each start of the ingest no stats call is made for a settling time (which
+    // grows when the ingest was refused again: a loaded machine starts processes slowly), and
+    // the ingest is started again until it holds the slot and a stats call is refused.
     let spawn_held = || {
         std::process::Command::new(common::cli_bin())
             .args(["--endpoint", &ep, "--json", "ingest", "-"])
@@ -274,22 +276,28 @@ fn overload_is_resource_exhausted_and_metrics_are_served() {
             .spawn()
             .unwrap()
     };
+    let mut settle = std::time::Duration::from_millis(200);
     let mut held = spawn_held();
+    std::thread::sleep(settle);
     let mut refused = None;
-    for _ in 0..200 {
+    for _ in 0..60 {
         if let Some(status) = held.try_wait().unwrap() {
             let out = held.wait_with_output().unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(status.code(), Some(2), "the held ingest ended unexpectedly: {err}");
             assert!(err.contains("server limit reached"), "the held ingest failed otherwise: {err}");
+            settle = (settle * 2).min(std::time::Duration::from_secs(3));
             held = spawn_held();
+            std::thread::sleep(settle);
+            continue;
         }
         let r = portlog(&["--endpoint", &ep, "stats"], None);
         if r.code == 2 {
             refused = Some(r.stderr);
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(25));
+        // The ingest has not taken the slot yet: give it time without racing it.
+        std::thread::sleep(settle);
     }
     let refused = refused.expect("stats was never refused while the only call slot was taken");
     assert!(refused.contains("server limit reached") && refused.contains("concurrent_calls_max"), "{refused}");
