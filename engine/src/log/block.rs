@@ -291,6 +291,17 @@ pub struct Summary {
     pub last_ts: Option<i64>,
 }
 
+impl Summary {
+    /// The summary of a whole block's records.
+    pub fn of(records: &[Record]) -> Self {
+        Self {
+            count: records.len(),
+            first_ts: records.first().map(|r| r.ts_ms),
+            last_ts: records.last().map(|r| r.ts_ms),
+        }
+    }
+}
+
 /// Decodes only the records of number `peer`, in block order: the columns are parsed and
 /// checked as by [`decode`] (counts, lengths, indexes), but only the matching records are
 /// built, so that a trace pays for the records it returns rather than for the whole block.

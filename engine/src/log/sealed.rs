@@ -817,14 +817,8 @@ impl SealedSegment {
     /// Reads, verifies and decodes block `i`.
     pub fn read_block(&self, i: usize) -> Result<Vec<Record>> {
         let (m, raw) = self.block_raw(i)?;
-        let recs = block::decode_with(&raw, self.templates_of(&m)?)
-            .map_err(|d| self.corrupt(m.offset, format!("block {i}: {d}")))?;
-        let first = recs.first().map(|r| r.ts_ms);
-        let last = recs.last().map(|r| r.ts_ms);
-        if recs.len() != m.count as usize || first != Some(m.min_ts_ms) || last != Some(m.max_ts_ms) {
-            return Err(self.corrupt(m.offset, format!("block {i}: contents disagree with the block table")));
-        }
-        Ok(recs)
+        let decoded = block::decode_with(&raw, self.templates_of(&m)?).map(|recs| (block::Summary::of(&recs), recs));
+        self.checked(i, &m, decoded)
     }
 
     /// Reads and verifies block `i` like [`Self::read_block`], but builds only the records of
@@ -832,7 +826,7 @@ impl SealedSegment {
     pub fn read_block_of_number(&self, i: usize, number: u64) -> Result<Vec<Record>> {
         let (m, raw) = self.block_raw(i)?;
         let t = self.templates_of(&m)?;
-        self.checked_part(i, &m, block::decode_peer_with(&raw, t, number))
+        self.checked(i, &m, block::decode_peer_with(&raw, t, number))
     }
 
     /// Reads and verifies block `i` like [`Self::read_block`], but builds only the records of
@@ -840,11 +834,12 @@ impl SealedSegment {
     pub fn read_block_of_sub_port(&self, i: usize, sub_port: &str) -> Result<Vec<Record>> {
         let (m, raw) = self.block_raw(i)?;
         let t = self.templates_of(&m)?;
-        self.checked_part(i, &m, block::decode_sub_port_with(&raw, t, sub_port))
+        self.checked(i, &m, block::decode_sub_port_with(&raw, t, sub_port))
     }
 
-    /// The records of a partial decode of block `i`, once its summary agrees with the table.
-    fn checked_part(
+    /// The records of a decode of block `i` (whole or partial), once the summary of the whole
+    /// block agrees with its table entry.
+    fn checked(
         &self,
         i: usize,
         m: &BlockMeta,

@@ -74,8 +74,9 @@ pub fn run_bytes(text: &str) -> usize {
 /// The table a sealer fills while it writes a segment's blocks.
 #[derive(Debug, Default)]
 pub struct TemplateBuilder {
+    /// Each template with its id.
     ids: HashMap<Box<[u8]>, u32>,
-    list: Vec<Box<[u8]>>,
+    /// Bytes of the templates held.
     bytes: usize,
 }
 
@@ -91,32 +92,33 @@ impl TemplateBuilder {
         if let Some(&id) = self.ids.get(tpl) {
             return Some(id);
         }
-        if self.bytes + tpl.len() > TABLE_BYTES_MAX || self.list.len() >= TABLE_COUNT_MAX {
+        if self.bytes + tpl.len() > TABLE_BYTES_MAX || self.ids.len() >= TABLE_COUNT_MAX {
             return None;
         }
         self.bytes += tpl.len();
-        self.list.push(tpl.into());
-        let id = self.list.len() as u32;
+        let id = self.ids.len() as u32 + 1;
         self.ids.insert(tpl.into(), id);
         Some(id)
     }
 
     /// Templates held.
     pub fn len(&self) -> usize {
-        self.list.len()
+        self.ids.len()
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.ids.is_empty()
     }
 
     /// The footer section: a zstd frame of `count: u32`, then each template in id order as
     /// `length: varint` and its bytes.
     pub fn encode(&self) -> std::io::Result<Vec<u8>> {
-        let mut raw = Vec::with_capacity(self.bytes + 2 * self.list.len() + 4);
-        raw.extend_from_slice(&(self.list.len() as u32).to_le_bytes());
-        for t in &self.list {
+        let mut list: Vec<(&[u8], u32)> = self.ids.iter().map(|(t, &id)| (&**t, id)).collect();
+        list.sort_unstable_by_key(|&(_, id)| id);
+        let mut raw = Vec::with_capacity(self.bytes + 2 * list.len() + 4);
+        raw.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for (t, _) in list {
             put_varint(&mut raw, t.len() as u64);
             raw.extend_from_slice(t);
         }
