@@ -2,11 +2,12 @@
 //! sealed file's blocks and footer sections summed, per record.
 //!
 //! ```sh
-//! cargo run --release --workspace --example space_breakdown -- [RECORDS] [--whole-texts]
+//! cargo run --release --workspace --example space_breakdown -- [RECORDS] [--whole-texts | --zstd-blocks]
 //! ```
 //!
 //! `PORTLOG_BLOCK_BYTES`, `PORTLOG_BLOCK_RECORDS` and `PORTLOG_DICT_BYTES` override
-//! `block_bytes_max`, `block_records_max` and `zstd_dict_bytes`; `--whole-texts` turns `text_templates` off (the layout before format 4).
+//! `block_bytes_max`, `block_records_max` and `zstd_dict_bytes`; `--whole-texts` turns `text_templates` off (the layout before format 4),
+//! `--zstd-blocks` turns `packed_blocks` off (templated blocks compressed by zstd, format 4).
 
 use anyhow::{Context, Result};
 use portlog_benches::generator::{Generator, WorkloadConfig};
@@ -48,6 +49,7 @@ fn main() -> Result<()> {
         zstd_dict_bytes: env_usize("PORTLOG_DICT_BYTES", defaults.zstd_dict_bytes)?,
         block_records_max: env_usize("PORTLOG_BLOCK_RECORDS", defaults.block_records_max)?,
         text_templates: !args.iter().any(|a| a == "--whole-texts"),
+        packed_blocks: !args.iter().any(|a| a == "--zstd-blocks"),
         ..defaults
     };
     let records: Vec<Record> =
@@ -70,8 +72,9 @@ fn main() -> Result<()> {
         ("number filter", SectionKind::NumberFilter),
         ("zstd dictionary", SectionKind::Dictionary),
         ("text templates", SectionKind::Templates),
+        ("record shapes", SectionKind::Shapes),
     ];
-    let (mut blocks, mut raw, mut count, mut sections) = (0u64, 0u64, 0usize, [0u64; 6]);
+    let (mut blocks, mut raw, mut count, mut sections) = (0u64, 0u64, 0usize, [0u64; 7]);
     for f in &files {
         let s = SealedSegment::open(f)?;
         for m in s.blocks()? {
@@ -85,12 +88,13 @@ fn main() -> Result<()> {
     }
     let per = |b: u64| b as f64 / n as f64;
     println!(
-        "{n} records, {} segments, block_bytes_max {}, block_records_max {}, dictionary {} B, templates {}",
+        "{n} records, {} segments, block_bytes_max {}, block_records_max {}, dictionary {} B, templates {}, packed {}",
         files.len(),
         cfg.block_bytes_max,
         cfg.block_records_max,
         cfg.zstd_dict_bytes,
-        cfg.text_templates
+        cfg.text_templates,
+        cfg.text_templates && cfg.packed_blocks
     );
     println!("| part | B/record |\n|---|---:|");
     let each = count.max(1) as f64;

@@ -51,7 +51,7 @@ pub struct LogConfig {
     /// trace decompresses one block per record it returns, so small blocks keep it fast; the
     /// segment's dictionary keeps their ratio; docs/benchmarks.md, "Trace").
     pub block_bytes_max: usize,
-    /// Most records in one sealed block (default 96): a trace decodes the columns of a whole
+    /// Most records in one sealed block (default 256): a trace decodes the columns of a whole
     /// block for each record it returns, and templated blocks (`text_templates`) are small per
     /// record, so this bounds that work where the byte size would not (docs/benchmarks.md,
     /// "Space").
@@ -67,6 +67,10 @@ pub struct LogConfig {
     /// runs cut out, kept once per segment) and its digit runs (default on; docs/format.md,
     /// "Templates"); off: texts stored whole.
     pub text_templates: bool,
+    /// With `text_templates`: sealed blocks are packed (default on; docs/format.md, "Packed
+    /// block"): every column bit-packed against the segment's sorted sub-ports and numbers and
+    /// its record shapes, no zstd over the block; off: templated blocks compressed by zstd.
+    pub packed_blocks: bool,
     /// A bucket's open segment is sealed once the clock is this far past the bucket's end, in
     /// ms (default 2 hours: late delivery reports still land in the open segment).
     pub seal_grace_ms: i64,
@@ -95,10 +99,11 @@ impl Default for LogConfig {
             append_records_max: 100_000,
             segment_bytes_max: 128 << 20,
             block_bytes_max: 8 << 10,
-            block_records_max: 96,
+            block_records_max: 256,
             zstd_level: 9,
             zstd_dict_bytes: 64 << 10,
             text_templates: true,
+            packed_blocks: true,
             seal_grace_ms: 2 * 3_600_000,
             seal_idle_ms: 15 * 60_000,
             open_segments_max: 8,

@@ -57,6 +57,19 @@ fn decode(root: &Path) {
     let mut b = template::TemplateBuilder::new();
     put(&d, "block-templated", &block::encode_templated(&tpl.iter().collect::<Vec<_>>(), &mut b));
     put(&d, "templates", &b.encode().expect("zstd compresses"));
+    // A packed block over the decode target's fixed tables, and a shape table.
+    let fx = portlog_fuzz::packed_fixture();
+    put(&d, "block-packed", &fx.block);
+    let mut shapes = portlog_engine::log::packed::ShapeBuilder::new();
+    let mut t = template::TemplateBuilder::new();
+    let mut bld = portlog_engine::log::packed::Builders {
+        sub_ports: &fx.sub_ports,
+        numbers: &fx.numbers,
+        templates: &mut t,
+        shapes: &mut shapes,
+    };
+    portlog_engine::log::packed::encode(&tpl.iter().collect::<Vec<_>>(), &mut bld, 3).expect("encode");
+    put(&d, "shapes", &shapes.encode().expect("zstd compresses"));
     let mut sps: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut nums: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     for (i, r) in recs.iter().enumerate() {
@@ -73,14 +86,15 @@ fn footer(root: &Path) {
     let tmp = portlog_fuzz::scratch("make-seeds-footer");
     std::fs::create_dir_all(&tmp).expect("scratch");
     let h = SegmentHeader { shard: 0, bucket_start_ms: NOW_MS - 86_400_000, gen: 0 };
-    // (name, records, dictionary bytes, templates): a plain segment, one whose blocks use a
-    // dictionary (at least 8 blocks: format version 2), an empty one, and one of templated
-    // blocks with a dictionary (format version 4).
-    for (name, n, dict, templates) in [
-        ("plain.seg", 20, 0, false),
-        ("dict.seg", 600, 4096, false),
-        ("empty.seg", 0, 0, false),
-        ("templated.seg", 3_000, 4096, true),
+    // (name, records, dictionary bytes, templates, packed): a plain segment, one whose blocks
+    // use a dictionary (at least 8 blocks: format version 2), an empty one, one of templated
+    // blocks with a dictionary (format version 4) and one of packed blocks (version 5).
+    for (name, n, dict, templates, packed) in [
+        ("plain.seg", 20, 0, false, false),
+        ("dict.seg", 600, 4096, false, false),
+        ("empty.seg", 0, 0, false, false),
+        ("templated.seg", 3_000, 4096, true, false),
+        ("packed.seg", 3_000, 4096, true, true),
     ] {
         let path = tmp.join(name);
         let recs = records(n, NOW_MS - 86_400_000, 60_000);
@@ -91,10 +105,11 @@ fn footer(root: &Path) {
             dict_bytes_max: dict,
             cipher: None,
             templates,
+            packed,
         };
         let st = sealed::write_sealed_with(&portlog_engine::io::OsIo, &path, h, recs.into_iter().map(Ok), opts)
             .expect("seal");
-        assert_eq!(st.dict_bytes > 0, dict > 0, "{name}: dictionary expected exactly when asked for");
+        assert_eq!(st.dict_bytes > 0, dict > 0 && !packed, "{name}: dictionary expected exactly when asked for");
         std::fs::copy(&path, d.join(name)).expect("copy seed");
     }
     let _ = std::fs::remove_dir_all(&tmp);

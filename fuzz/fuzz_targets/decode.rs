@@ -1,5 +1,5 @@
 //! Every on-disk decoder of the message log fed arbitrary bytes: the segment header, frames,
-//! rows, columnar blocks (texts whole and templated), the template table, sub-port and number
+//! rows, columnar blocks (texts whole, templated and packed), the template and shape tables, sub-port and number
 //! indexes and the number filter. None may panic, loop or allocate without bound; a malformed
 //! input is an error. A row or block that decodes re-encodes to the same bytes' meaning (its
 //! records decode again unchanged).
@@ -8,7 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use portlog_engine::log::open_segment::FRAME_PAYLOAD_MAX;
 use portlog_engine::log::template::{TemplateBuilder, Templates};
-use portlog_engine::log::{block, filter, frame, index};
+use portlog_engine::log::{block, filter, frame, index, packed};
 use std::sync::OnceLock;
 
 /// A fixed table for the templated layout: a template with two holes, one with none.
@@ -71,11 +71,21 @@ fuzz_target!(|data: &[u8]| {
     let _ = block::decode_peer_with(data, Some(table()), 13_800_138_000);
     let _ = block::decode_sub_port_with(data, Some(table()), "10690");
     let _ = Templates::decode(data);
+    // The packed layout, against fixed tables: what decodes re-encodes (with tables of its
+    // own) to the same records.
+    let fx = portlog_fuzz::packed_fixture();
+    if let Ok(recs) = fx.decode(data, fx.tables()) {
+        let (raw, t, s) = fx.encode(&recs);
+        let tables = packed::Tables { templates: &t, shapes: &s, ..fx.tables() };
+        assert_eq!(fx.decode(&raw, tables).as_ref(), Ok(&recs), "packed block round trip");
+    }
+    let _ = packed::Shapes::decode(data, table());
     let _ = index::decode_sub_ports(data, 64);
     if let Ok(ix) = index::NumberIndex::open(data, 64) {
         for probe in [0u64, 13_800_138_000, u64::MAX] {
             let _ = ix.lookup(probe);
         }
+        let _ = ix.numbers_at(&[0, 63, 64, 1, 200]);
     }
     if let Ok(f) = filter::NumberFilter::open(data) {
         for probe in [0u64, 13_800_138_000, u64::MAX] {

@@ -8,7 +8,9 @@
 
 use portlog_engine::codec::checksum;
 use portlog_engine::log::frame::{FRAME_HEADER_LEN, FRAME_MAGIC, HEADER_LEN, OPEN_MAGIC, ROW_HEADER_LEN, SEALED_MAGIC};
+use portlog_engine::log::packed::{self, ShapeBuilder, Shapes};
 use portlog_engine::log::sealed::{SealedSegment, SectionKind, TRAILER_LEN};
+use portlog_engine::log::template::{TemplateBuilder, Templates};
 use portlog_engine::{Direction, Log, LogConfig, ManualClock, PhoneNumber, Record, SubPort, SyncPolicy, Usage};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -58,6 +60,90 @@ pub fn records(n: usize, first_ts_ms: i64, step_ms: i64) -> Vec<Record> {
             }
         })
         .collect()
+}
+
+/// Fixed segment tables for packed blocks, and a block written against them (the `decode`
+/// target's and its seed's): the sub-ports and numbers of [`records`], and the templates and
+/// shapes of its first records with a templated code, an "R" and a literal text.
+pub struct PackedFixture {
+    /// Sorted sub-ports (a block's ranks).
+    pub sub_ports: Vec<String>,
+    /// The same, parsed.
+    pub sub_port_keys: Vec<SubPort>,
+    /// Sorted numbers (a block's ranks).
+    pub numbers: Vec<u64>,
+    /// The templates.
+    pub templates: Templates,
+    /// The shapes.
+    pub shapes: Shapes,
+    /// Records of the block.
+    pub records: Vec<Record>,
+    /// The block.
+    pub block: Vec<u8>,
+}
+
+impl PackedFixture {
+    /// The tables as a packed block's parser takes them.
+    pub fn tables(&self) -> packed::Tables<'_> {
+        packed::Tables {
+            templates: &self.templates,
+            shapes: &self.shapes,
+            sub_ports: &self.sub_port_keys,
+            numbers: self.numbers.len(),
+        }
+    }
+
+    /// Encodes `recs` (over this fixture's sub-ports and numbers) into a packed block with
+    /// tables of its own, and returns the block with them.
+    pub fn encode(&self, recs: &[Record]) -> (Vec<u8>, Templates, Shapes) {
+        let (mut t, mut s) = (TemplateBuilder::new(), ShapeBuilder::new());
+        let mut b =
+            packed::Builders { sub_ports: &self.sub_ports, numbers: &self.numbers, templates: &mut t, shapes: &mut s };
+        let block = packed::encode(&recs.iter().collect::<Vec<_>>(), &mut b, 3).expect("records of the tables encode");
+        let t = Templates::decode(&t.encode().expect("zstd compresses")).expect("a table just encoded decodes");
+        let s = Shapes::decode(&s.encode().expect("zstd compresses"), &t).expect("shapes just encoded decode");
+        (block, t, s)
+    }
+
+    /// The records of a packed block parsed against `tables`, numbers from this fixture.
+    pub fn decode(&self, raw: &[u8], tables: packed::Tables<'_>) -> Result<Vec<Record>, &'static str> {
+        let p = packed::Packed::parse(raw, tables)?;
+        (0..p.len())
+            .map(|i| {
+                let n = self.numbers[p.peer_rank(i) as usize];
+                p.record(i, PhoneNumber::from_u64(n).ok_or("number out of range")?)
+            })
+            .collect()
+    }
+}
+
+/// The [`PackedFixture`], built once.
+pub fn packed_fixture() -> &'static PackedFixture {
+    static F: std::sync::OnceLock<PackedFixture> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let mut recs = records(7, NOW_MS - 60_000, 7_000);
+        recs[0].text = "【星河银行】验证码012345，5分钟内有效".into();
+        recs[2].text = "literal: holds the hole byte \u{1} 42".into();
+        let mut sub_ports: Vec<String> = recs.iter().map(|r| r.sub_port.as_str().to_owned()).collect();
+        sub_ports.sort();
+        sub_ports.dedup();
+        let mut numbers: Vec<u64> = recs.iter().map(|r| r.peer.as_u64()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let sub_port_keys = sub_ports.iter().map(|s| SubPort::parse(s).expect("a valid sub-port")).collect();
+        let mut f = PackedFixture {
+            sub_ports,
+            sub_port_keys,
+            numbers,
+            templates: Templates::default(),
+            shapes: Shapes::default(),
+            records: recs,
+            block: Vec::new(),
+        };
+        let (block, templates, shapes) = f.encode(&f.records);
+        (f.block, f.templates, f.shapes) = (block, templates, shapes);
+        f
+    })
 }
 
 /// The log configuration of the seed directory (and of every open in the `recovery` target):
@@ -377,7 +463,13 @@ pub fn exercise_sealed(path: &Path) {
         }
     }
     for sp in sub_ports.iter().take(16) {
-        let _ = seg.blocks_of_sub_port(sp);
+        if let Ok(blocks) = seg.blocks_of_sub_port(sp) {
+            for &b in blocks.iter().take(8) {
+                if let Ok(recs) = seg.read_block_of_sub_port(b as usize, sp) {
+                    assert!(recs.iter().all(|r| r.sub_port.as_str() == sp), "a record of another sub-port");
+                }
+            }
+        }
     }
     let _ = seg.number_filter_memory();
 }

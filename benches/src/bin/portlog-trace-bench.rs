@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: portlog-trace-bench [--records N] [--days 150] [--shards 4] [--queries 1000]
                           [--cold-queries N] [--scan-numbers 3] [--reopen-queries 3] [--numbers N] [--seed 42]
-                          [--block-kib 256] [--dict-kib 64] [--whole-texts] [--dir DIR | --data DIR] [--json | --markdown]
+                          [--block-kib 256] [--dict-kib 64] [--whole-texts] [--zstd-blocks] [--block-records N] [--dir DIR | --data DIR] [--json | --markdown]
 
   --records N        records to generate (default 10000000)
   --days N           daily segments per shard the records are spread over (default 150)
@@ -68,6 +68,8 @@ const USAGE: &str = "usage: portlog-trace-bench [--records N] [--days 150] [--sh
   --block-kib N      block_bytes_max of the sealed segments in KiB (default: LogConfig's)
   --dict-kib N       zstd_dict_bytes of the sealed segments in KiB, 0 for none (default: LogConfig's)
   --whole-texts      text_templates off: sealed texts stored whole (the layout before format 4)
+  --zstd-blocks      packed_blocks off: templated blocks compressed by zstd (format 4)
+  --block-records N  block_records_max of the sealed segments (default: LogConfig's)
   --dir DIR          where the temporary data directory goes; removed afterwards
   --data DIR         keep the data directory in DIR, reusing it if it matches
   --json             one JSON object instead of the text report
@@ -92,6 +94,8 @@ struct Args {
     block_kib: usize,
     dict_kib: usize,
     whole_texts: bool,
+    zstd_blocks: bool,
+    block_records: usize,
     dir: Option<PathBuf>,
     data: Option<PathBuf>,
     json: bool,
@@ -116,6 +120,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         block_kib: LogConfig::default().block_bytes_max >> 10,
         dict_kib: LogConfig::default().zstd_dict_bytes >> 10,
         whole_texts: false,
+        zstd_blocks: false,
+        block_records: LogConfig::default().block_records_max,
         dir: None,
         data: None,
         json: false,
@@ -133,6 +139,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             }
             "--whole-texts" => {
                 a.whole_texts = true;
+                continue;
+            }
+            "--zstd-blocks" => {
+                a.zstd_blocks = true;
                 continue;
             }
             "-h" | "--help" => {
@@ -154,6 +164,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             "--seed" => a.seed = parse_num(&flag, &v)?,
             "--block-kib" => a.block_kib = parse_num(&flag, &v)?,
             "--dict-kib" => a.dict_kib = parse_num(&flag, &v)?,
+            "--block-records" => a.block_records = parse_num(&flag, &v)?,
             "--dir" => a.dir = Some(PathBuf::from(v)),
             "--data" => a.data = Some(PathBuf::from(v)),
             _ => bail!("unknown flag {flag:?}\n{USAGE}"),
@@ -192,6 +203,13 @@ struct DataSet {
     /// Texts stored whole (no templates; data sets written before format 4 are).
     #[serde(default = "default_whole_texts")]
     whole_texts: bool,
+    /// Templated blocks compressed by zstd rather than packed (data sets written before
+    /// format 5 are).
+    #[serde(default = "default_zstd_blocks")]
+    zstd_blocks: bool,
+    /// Most records per block (0: data sets written before the knob, 96 or no bound).
+    #[serde(default)]
+    block_records: usize,
     /// Seconds the load took (generation, appends and sealing).
     load_secs: f64,
 }
@@ -201,6 +219,10 @@ fn default_block_kib() -> usize {
 }
 
 fn default_whole_texts() -> bool {
+    true
+}
+
+fn default_zstd_blocks() -> bool {
     true
 }
 
@@ -214,6 +236,8 @@ fn config(a: &Args) -> LogConfig {
         block_bytes_max: a.block_kib << 10,
         zstd_dict_bytes: a.dict_kib << 10,
         text_templates: !a.whole_texts,
+        packed_blocks: !a.zstd_blocks,
+        block_records_max: a.block_records,
         ..LogConfig::default()
     }
 }
@@ -290,6 +314,8 @@ fn prepare(a: &Args, data: &Path) -> Result<(Vec<u64>, f64, bool)> {
         block_kib: a.block_kib,
         dict_kib: a.dict_kib,
         whole_texts: a.whole_texts,
+        zstd_blocks: a.zstd_blocks,
+        block_records: a.block_records,
         load_secs,
     };
     if let Ok(s) = std::fs::read_to_string(data.join(SET_FILE)) {
@@ -457,6 +483,8 @@ struct Report {
     block_kib: usize,
     dict_kib: usize,
     whole_texts: bool,
+    zstd_blocks: bool,
+    block_records: usize,
     distinct_numbers: usize,
     load_secs: f64,
     reused: bool,
@@ -616,6 +644,8 @@ fn main() -> Result<()> {
         block_kib: a.block_kib,
         dict_kib: a.dict_kib,
         whole_texts: a.whole_texts,
+        zstd_blocks: a.zstd_blocks,
+        block_records: a.block_records,
         distinct_numbers: numbers.len(),
         load_secs,
         reused,
@@ -655,14 +685,19 @@ fn print_report(r: &Report, markdown: bool) {
     let mb = |b: u64| b as f64 / 1e6;
     println!("machine: {}; data in {} ({})", r.machine, r.data_dir, r.fs);
     println!(
-        "data: {} records, {} days x {} shards = {} sealed segments ({} KiB blocks, {} KiB dictionary, texts {}), {} distinct numbers; load {:.0} s{}",
+        "data: {} records, {} days x {} shards = {} sealed segments ({} KiB or {} records blocks, {} KiB dictionary, texts {}), {} distinct numbers; load {:.0} s{}",
         r.records,
         r.days,
         r.shards,
         f.segments,
         r.block_kib,
+        r.block_records,
         r.dict_kib,
-        if r.whole_texts { "whole" } else { "as templates" },
+        match (r.whole_texts, r.zstd_blocks) {
+            (true, _) => "whole",
+            (false, true) => "as templates, zstd blocks",
+            (false, false) => "as templates, packed blocks",
+        },
         r.distinct_numbers,
         r.load_secs,
         if r.reused { " (reused)" } else { "" }

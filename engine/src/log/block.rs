@@ -249,9 +249,9 @@ impl<'a> Columns<'a> {
             None => std::str::from_utf8(&self.lits[at..at + len]).map_err(|_| "text not utf-8")?.to_owned(),
             Some(t) => {
                 let lens = self.run_lens.get(len..len + t.holes.len()).ok_or("digit runs truncated")?;
-                let mut b = Vec::with_capacity(t.text.len() + 16);
+                let mut b = String::with_capacity(t.text.len() + 16);
                 t.expand(lens, self.digits.get(at..).ok_or("digit runs truncated")?, &mut b)?;
-                String::from_utf8(b).map_err(|_| "text not utf-8")?
+                b
             }
         };
         Ok(Record { dir, sub_port, peer, ts_ms: self.ts[i], usage, text })

@@ -20,8 +20,14 @@ fn put_blocks(out: &mut Vec<u8>, blocks: &[u32]) {
 }
 
 fn read_blocks(r: &mut Reader<'_>, block_count: u32) -> Result<Vec<u32>, &'static str> {
+    let mut out = Vec::new();
+    each_block(r, block_count, |b| out.push(b))?;
+    Ok(out)
+}
+
+/// Reads and checks one list of block ids, handing each to `f`.
+fn each_block(r: &mut Reader<'_>, block_count: u32, mut f: impl FnMut(u32)) -> Result<(), &'static str> {
     let n = r.len(block_count as usize)?;
-    let mut out = Vec::with_capacity(n);
     let mut prev = 0u64;
     for i in 0..n {
         let d = r.varint()?;
@@ -32,10 +38,10 @@ fn read_blocks(r: &mut Reader<'_>, block_count: u32) -> Result<Vec<u32>, &'stati
         if b >= u64::from(block_count) {
             return Err("block id out of range");
         }
-        out.push(b as u32);
+        f(b as u32);
         prev = b;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Encodes the sub-port index from `sub_port -> sorted block ids`.
@@ -139,6 +145,12 @@ impl<'a> NumberIndex<'a> {
 
     /// The blocks holding `number`, or an empty list.
     pub fn lookup(&self, number: u64) -> Result<Vec<u32>, &'static str> {
+        Ok(self.find(number)?.map(|(_, b)| b).unwrap_or_default())
+    }
+
+    /// The rank of `number` (its position among the index's numbers, ascending) and the blocks
+    /// holding it, or `None`.
+    pub fn find(&self, number: u64) -> Result<Option<(u32, Vec<u32>)>, &'static str> {
         let groups = self.heads.len() / GROUP_HEAD;
         // Last group whose first number is <= number.
         let (mut lo, mut hi) = (0usize, groups);
@@ -151,7 +163,7 @@ impl<'a> NumberIndex<'a> {
             }
         }
         if lo == 0 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let g = lo - 1;
         let (first, off) = self.head(g);
@@ -164,15 +176,77 @@ impl<'a> NumberIndex<'a> {
                 return Err("first entry of a group has a delta");
             }
             cur = cur.checked_add(d).ok_or("number overflow")?;
-            let blocks = read_blocks(&mut r, self.block_count)?;
             if cur == number {
-                return Ok(blocks);
+                return Ok(Some(((g * GROUP + i) as u32, read_blocks(&mut r, self.block_count)?)));
             }
             if cur > number {
                 break;
             }
+            each_block(&mut r, self.block_count, |_| ())?;
         }
-        Ok(Vec::new())
+        Ok(None)
+    }
+
+    /// The numbers of `ranks` (each below [`Self::len`]), in their order. Each group one of them
+    /// falls in is decoded once, its block lists skipped.
+    pub fn numbers_at(&self, ranks: &[u32]) -> Result<Vec<u64>, &'static str> {
+        let mut order: Vec<usize> = (0..ranks.len()).collect();
+        order.sort_unstable_by_key(|&i| ranks[i]);
+        let mut out = vec![0u64; ranks.len()];
+        let mut group: Option<(usize, Vec<u64>)> = None;
+        for (at, &i) in order.iter().enumerate() {
+            let rank = ranks[i] as usize;
+            if rank >= self.entries {
+                return Err("number rank out of range");
+            }
+            let g = rank / GROUP;
+            if group.as_ref().map(|x| x.0) != Some(g) {
+                // Ranks come sorted: decode the group up to the last one of it asked for.
+                let last = order[at..].iter().map(|&j| ranks[j] as usize).take_while(|&r| r / GROUP == g).last();
+                group = Some((g, self.group(g, last.unwrap_or(rank) % GROUP)?));
+            }
+            let nums = &group.as_ref().ok_or("number index group missing")?.1;
+            out[i] = *nums.get(rank % GROUP).ok_or("number rank out of range")?;
+        }
+        Ok(out)
+    }
+
+    /// The numbers of group `g` up to its entry `last` (included), their deltas checked; the
+    /// block lists between them are skipped (counted, not decoded: a rank's number does not
+    /// need them, and [`Self::find`] checks the list it returns).
+    fn group(&self, g: usize, last: usize) -> Result<Vec<u64>, &'static str> {
+        let (first, off) = self.head(g);
+        let data = self.data.get(off..).ok_or("group offset out of range")?;
+        let mut r = Reader::new(data);
+        let mut cur = first;
+        let mut out = Vec::with_capacity(last + 1);
+        for i in 0..=last {
+            let d = r.varint()?;
+            if (i == 0) != (d == 0) {
+                return Err("number index deltas out of order");
+            }
+            cur = cur.checked_add(d).ok_or("number overflow")?;
+            out.push(cur);
+            if i == last {
+                break;
+            }
+            let n = r.len(self.block_count as usize)?;
+            // Skip n varints: each ends at a byte below 0x80.
+            let rest = &data[r.pos()..];
+            let mut ends = 0usize;
+            let skip = rest.iter().position(|&b| {
+                ends += usize::from(b < 0x80);
+                ends == n
+            });
+            match (n, skip) {
+                (0, _) => {}
+                (_, Some(p)) => {
+                    r.bytes(p + 1)?;
+                }
+                (_, None) => return Err("truncated"),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -194,6 +268,14 @@ mod tests {
             assert_eq!(&ix.lookup(n).unwrap(), b);
             assert!(ix.lookup(n + 1).unwrap().is_empty() || map.contains_key(&(n + 1)));
         }
+        let ranks: Vec<u32> = (0..1000).rev().step_by(7).chain([3, 3, 999, 0]).collect();
+        let want: Vec<u64> = ranks.iter().map(|&r| *map.keys().nth(r as usize).unwrap()).collect();
+        assert_eq!(ix.numbers_at(&ranks).unwrap(), want);
+        for (rank, (&n, b)) in map.iter().enumerate() {
+            assert_eq!(ix.find(n).unwrap(), Some((rank as u32, b.clone())));
+        }
+        assert_eq!(ix.find(13_000_000_001).unwrap(), None);
+        assert!(ix.numbers_at(&[1000]).is_err());
         assert!(ix.lookup(1).unwrap().is_empty());
         assert!(ix.lookup(u64::MAX).unwrap().is_empty());
         // Block ids beyond the segment's block count are corruption.

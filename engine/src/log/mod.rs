@@ -14,6 +14,7 @@ pub mod index;
 pub mod manifest;
 pub mod merge;
 pub mod open_segment;
+pub mod packed;
 pub mod sealed;
 pub mod sealer;
 pub mod shard;

@@ -68,6 +68,7 @@ pub fn seal(shard: &Shard, seg: &Arc<OpenSegment>, cfg: &LogConfig) -> Result<()
             dict_bytes_max: cfg.zstd_dict_bytes,
             cipher: cipher.as_ref(),
             templates: cfg.text_templates,
+            packed: cfg.packed_blocks,
         },
     ) {
         Ok(s) => s,

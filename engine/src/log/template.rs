@@ -144,22 +144,27 @@ impl Template {
 
     /// Appends the text of a record of this template: the template with its holes filled, in
     /// order, by the runs of `digits` whose lengths are `run_lens` (one per hole, each at least
-    /// 1, within `digits`; checked by the block's parser, and a mismatch here is an error, never
-    /// a panic).
-    pub fn expand(&self, run_lens: &[u32], digits: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
+    /// 1, within `digits`, ASCII digits; a mismatch is an error, never a panic). The template
+    /// is UTF-8 and its holes are ASCII, so the result needs no second UTF-8 check.
+    pub fn expand(&self, run_lens: &[u32], digits: &[u8], out: &mut String) -> Result<(), &'static str> {
         if run_lens.len() != self.holes.len() {
             return Err("templates: digit runs disagree with the template");
         }
-        let t = self.text.as_bytes();
         let (mut at, mut d) = (0usize, 0usize);
         for (&h, &l) in self.holes.iter().zip(run_lens) {
             let end = d + l as usize;
             let run = digits.get(d..end).ok_or("templates: digit runs truncated")?;
-            out.extend_from_slice(&t[at..h as usize]);
-            out.extend_from_slice(run);
+            // A hole is the ASCII byte 0x01: both ends of the slice are character boundaries.
+            out.push_str(self.text.get(at..h as usize).ok_or("templates: hole inside a character")?);
+            for &c in run {
+                if !c.is_ascii_digit() {
+                    return Err("templates: a digit run holds a non-digit");
+                }
+                out.push(char::from(c));
+            }
             (at, d) = (h as usize + 1, end);
         }
-        out.extend_from_slice(&t[at..]);
+        out.push_str(self.text.get(at..).ok_or("templates: hole inside a character")?);
         Ok(())
     }
 }
@@ -231,15 +236,15 @@ mod tests {
         let t = Template::new(std::str::from_utf8(&tpl).unwrap());
         assert_eq!(t.holes.len(), lens.len());
         let lens32: Vec<u32> = lens.iter().map(|&l| l as u32).collect();
-        let mut back = Vec::new();
+        let mut back = String::new();
         t.expand(&lens32, &digits, &mut back).unwrap();
-        assert_eq!(String::from_utf8(back).unwrap(), text);
+        assert_eq!(back, text);
         // Wrong runs are an error.
         if let Some((&first, rest)) = lens32.split_first() {
-            assert!(t.expand(rest, &digits, &mut Vec::new()).is_err(), "too few runs");
+            assert!(t.expand(rest, &digits, &mut String::new()).is_err(), "too few runs");
             let mut longer = lens32.clone();
             longer[0] = first + 1 + digits.len() as u32;
-            assert!(t.expand(&longer, &digits, &mut Vec::new()).is_err(), "runs past the digits");
+            assert!(t.expand(&longer, &digits, &mut String::new()).is_err(), "runs past the digits");
         }
         (tpl, lens, digits)
     }
