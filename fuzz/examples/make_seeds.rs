@@ -94,7 +94,7 @@ fn footer(root: &Path) {
         ("dict.seg", 600, 4096, false, false),
         ("empty.seg", 0, 0, false, false),
         ("templated.seg", 3_000, 4096, true, false),
-        ("packed.seg", 3_000, 4096, true, true),
+        ("packed.seg", 600, 4096, true, true),
     ] {
         let path = tmp.join(name);
         let recs = records(n, NOW_MS - 86_400_000, 60_000);

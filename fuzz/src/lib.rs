@@ -124,12 +124,7 @@ pub fn packed_fixture() -> &'static PackedFixture {
         let mut recs = records(7, NOW_MS - 60_000, 7_000);
         recs[0].text = "【星河银行】验证码012345，5分钟内有效".into();
         recs[2].text = "literal: holds the hole byte \u{1} 42".into();
-        let mut sub_ports: Vec<String> = recs.iter().map(|r| r.sub_port.as_str().to_owned()).collect();
-        sub_ports.sort();
-        sub_ports.dedup();
-        let mut numbers: Vec<u64> = recs.iter().map(|r| r.peer.as_u64()).collect();
-        numbers.sort_unstable();
-        numbers.dedup();
+        let (sub_ports, numbers) = packed::segment_keys(&recs);
         let sub_port_keys = sub_ports.iter().map(|s| SubPort::parse(s).expect("a valid sub-port")).collect();
         let mut f = PackedFixture {
             sub_ports,

@@ -20,10 +20,9 @@
 //! the point of the format: no crate packs these columns against the segment's own tables.
 
 use super::frame::{meta_byte, parse_meta};
-use super::template::{self, TemplateBuilder, Templates};
+use super::template::{self, IdTable, TemplateBuilder, Templates};
 use crate::codec::{put_varint, Reader};
 use crate::record::{Direction, PhoneNumber, Record, SubPort, Usage};
-use std::collections::HashMap;
 use std::io::Read;
 
 /// Most raw bytes of a shape table a sealer writes; later new shapes are stored as literals.
@@ -196,10 +195,13 @@ fn rice_cost(deltas: &[u64], k: u8) -> u64 {
 
 /// The shape table a sealer fills while it writes a segment's packed blocks: each distinct
 /// (meta byte, template id, run lengths), template id 0 for a literal.
-#[derive(Debug, Default)]
-pub struct ShapeBuilder {
-    ids: HashMap<Box<[u32]>, u32>,
-    bytes: usize,
+#[derive(Debug)]
+pub struct ShapeBuilder(IdTable<u32>);
+
+impl Default for ShapeBuilder {
+    fn default() -> Self {
+        Self(IdTable::new(0))
+    }
 }
 
 impl ShapeBuilder {
@@ -211,39 +213,28 @@ impl ShapeBuilder {
     /// The id of `key` (`[meta, template id, run lengths…]`), added when new and the table
     /// has room; `None` when it is new and the table is full.
     fn id(&mut self, key: &[u32]) -> Option<u32> {
-        if let Some(&id) = self.ids.get(key) {
-            return Some(id);
-        }
-        let bytes = 1 + 3 * key.len();
         // Room is kept for the (at most 8) literal shapes, so that any record can be stored.
         let reserve = if key.get(1) == Some(&0) { 0 } else { LITERAL_RESERVE };
-        if self.bytes + bytes + 8 * reserve > SHAPES_BYTES_MAX || self.ids.len() + reserve >= SHAPES_COUNT_MAX {
-            return None;
-        }
-        self.bytes += bytes;
-        let id = self.ids.len() as u32;
-        self.ids.insert(key.into(), id);
-        Some(id)
+        self.0.id(key, 1 + 3 * key.len(), SHAPES_BYTES_MAX - 8 * reserve, SHAPES_COUNT_MAX - reserve)
     }
 
     /// Shapes held.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.0.len()
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.0.is_empty()
     }
 
     /// The footer section: a zstd frame of `count: u32`, then each shape in id order as
     /// `meta: u8`, `template: varint`, `runs: varint` and each run length as a varint.
     pub fn encode(&self) -> std::io::Result<Vec<u8>> {
-        let mut list: Vec<(&[u32], u32)> = self.ids.iter().map(|(k, &id)| (&**k, id)).collect();
-        list.sort_unstable_by_key(|&(_, id)| id);
-        let mut raw = Vec::with_capacity(self.bytes + 4);
+        let list = self.0.in_id_order();
+        let mut raw = Vec::with_capacity(self.0.bytes() + 4);
         raw.extend_from_slice(&(list.len() as u32).to_le_bytes());
-        for (k, _) in list {
+        for k in list {
             raw.push(k[0] as u8);
             put_varint(&mut raw, u64::from(k[1]));
             put_varint(&mut raw, (k.len() - 2) as u64);
@@ -341,6 +332,38 @@ impl Shapes {
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
+}
+
+/// Gathers the keys a segment's packed blocks are ranked against: its distinct sub-ports and
+/// numbers, sorted (the keys of its sub-port and number indexes).
+#[derive(Debug, Default)]
+pub struct SegmentKeys {
+    sub_ports: std::collections::BTreeSet<String>,
+    numbers: Vec<u64>,
+}
+
+impl SegmentKeys {
+    /// Counts `r`'s sub-port and number.
+    pub fn add(&mut self, r: &Record) {
+        if !self.sub_ports.contains(r.sub_port.as_str()) {
+            self.sub_ports.insert(r.sub_port.as_str().to_owned());
+        }
+        self.numbers.push(r.peer.as_u64());
+    }
+
+    /// The sorted distinct sub-ports and numbers.
+    pub fn finish(mut self) -> (Vec<String>, Vec<u64>) {
+        self.numbers.sort_unstable();
+        self.numbers.dedup();
+        (self.sub_ports.into_iter().collect(), self.numbers)
+    }
+}
+
+/// The [`SegmentKeys`] of `records`.
+pub fn segment_keys<'r>(records: impl IntoIterator<Item = &'r Record>) -> (Vec<String>, Vec<u64>) {
+    let mut k = SegmentKeys::default();
+    records.into_iter().for_each(|r| k.add(r));
+    k.finish()
 }
 
 /// The segment-wide tables a packed block is written against: its sorted sub-ports and
@@ -623,15 +646,7 @@ mod tests {
     use super::*;
 
     fn records() -> Vec<Record> {
-        let texts = [
-            "【星河银行】您的验证码为012345，5分钟内有效，请勿泄露给他人。".to_owned(),
-            "【星河银行】您的验证码为987654，10分钟内有效，请勿泄露给他人。".to_owned(),
-            "R".to_owned(),
-            "a\u{1}literal because it holds the hole byte 7".to_owned(),
-            "9".repeat(template::TEMPLATE_BYTES_MAX + 1),
-            String::new(),
-            "1234567".to_owned(),
-        ];
+        let texts = template::tricky_texts();
         (0..70u64)
             .map(|i| Record {
                 dir: if i % 7 == 2 { Direction::Mo } else { Direction::Mt },
@@ -662,12 +677,7 @@ mod tests {
     }
 
     fn seal(recs: &[Record]) -> Seg {
-        let mut sub_ports: Vec<String> = recs.iter().map(|r| r.sub_port.as_str().to_owned()).collect();
-        sub_ports.sort();
-        sub_ports.dedup();
-        let mut numbers: Vec<u64> = recs.iter().map(|r| r.peer.as_u64()).collect();
-        numbers.sort_unstable();
-        numbers.dedup();
+        let (sub_ports, numbers) = segment_keys(recs);
         let (mut tb, mut sb) = (TemplateBuilder::new(), ShapeBuilder::new());
         let refs: Vec<&Record> = recs.iter().collect();
         let raw = encode(

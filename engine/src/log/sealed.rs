@@ -238,17 +238,11 @@ where
     // The ranks of a packed block's sub-ports and numbers: the sorted keys of the indexes.
     let (mut all_sub_ports, mut all_numbers) = (Vec::<String>::new(), Vec::<u64>::new());
     if packed {
-        let mut seen = std::collections::BTreeSet::new();
+        let mut keys = packed::SegmentKeys::default();
         for r in records.clone() {
-            let r = r?;
-            if !seen.contains(r.sub_port.as_str()) {
-                seen.insert(r.sub_port.as_str().to_owned());
-            }
-            all_numbers.push(r.peer.as_u64());
+            keys.add(&r?);
         }
-        all_sub_ports = seen.into_iter().collect();
-        all_numbers.sort_unstable();
-        all_numbers.dedup();
+        (all_sub_ports, all_numbers) = keys.finish();
     }
     let file = io.create(path).map_err(Error::io("create", path))?;
     let mut w = BufWriter::with_capacity(1 << 20, FileWriter::new(file));

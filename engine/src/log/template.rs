@@ -71,13 +71,71 @@ pub fn run_bytes(text: &str) -> usize {
     digits + runs
 }
 
-/// The table a sealer fills while it writes a segment's blocks.
-#[derive(Debug, Default)]
-pub struct TemplateBuilder {
-    /// Each template with its id.
-    ids: HashMap<Box<[u8]>, u32>,
-    /// Bytes of the templates held.
+/// A sealer's table of distinct keys (templates, shapes), each with its id in order of first
+/// use, within a budget of bytes and keys: what [`TemplateBuilder`] and the packed blocks'
+/// shape table share.
+#[derive(Debug)]
+pub struct IdTable<T> {
+    ids: HashMap<Box<[T]>, u32>,
+    /// Bytes charged for the keys held.
     bytes: usize,
+    /// The first id given.
+    first: u32,
+}
+
+impl<T: std::hash::Hash + Eq + Clone> IdTable<T> {
+    /// An empty table whose ids start at `first`.
+    pub fn new(first: u32) -> Self {
+        Self { ids: HashMap::new(), bytes: 0, first }
+    }
+
+    /// The id of `key`, added when new if its `cost` in bytes keeps the table within
+    /// `bytes_max` and it holds fewer than `count_max` keys; `None` when it is new and does not
+    /// fit.
+    pub fn id(&mut self, key: &[T], cost: usize, bytes_max: usize, count_max: usize) -> Option<u32> {
+        if let Some(&id) = self.ids.get(key) {
+            return Some(id);
+        }
+        if self.bytes + cost > bytes_max || self.ids.len() >= count_max {
+            return None;
+        }
+        self.bytes += cost;
+        let id = self.first + self.ids.len() as u32;
+        self.ids.insert(key.into(), id);
+        Some(id)
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Bytes charged for the keys held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The keys in id order.
+    pub fn in_id_order(&self) -> Vec<&[T]> {
+        let mut list: Vec<(&[T], u32)> = self.ids.iter().map(|(k, &id)| (&**k, id)).collect();
+        list.sort_unstable_by_key(|&(_, id)| id);
+        list.into_iter().map(|(k, _)| k).collect()
+    }
+}
+
+/// The table a sealer fills while it writes a segment's blocks.
+#[derive(Debug)]
+pub struct TemplateBuilder(IdTable<u8>);
+
+impl Default for TemplateBuilder {
+    fn default() -> Self {
+        Self(IdTable::new(1))
+    }
 }
 
 impl TemplateBuilder {
@@ -89,36 +147,26 @@ impl TemplateBuilder {
     /// The id (1-based: 0 means "literal" in a block) of `tpl`, added when new and the table
     /// has room; `None` when it is new and the table is full.
     pub fn id(&mut self, tpl: &[u8]) -> Option<u32> {
-        if let Some(&id) = self.ids.get(tpl) {
-            return Some(id);
-        }
-        if self.bytes + tpl.len() > TABLE_BYTES_MAX || self.ids.len() >= TABLE_COUNT_MAX {
-            return None;
-        }
-        self.bytes += tpl.len();
-        let id = self.ids.len() as u32 + 1;
-        self.ids.insert(tpl.into(), id);
-        Some(id)
+        self.0.id(tpl, tpl.len(), TABLE_BYTES_MAX, TABLE_COUNT_MAX)
     }
 
     /// Templates held.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.0.len()
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.0.is_empty()
     }
 
     /// The footer section: a zstd frame of `count: u32`, then each template in id order as
     /// `length: varint` and its bytes.
     pub fn encode(&self) -> std::io::Result<Vec<u8>> {
-        let mut list: Vec<(&[u8], u32)> = self.ids.iter().map(|(t, &id)| (&**t, id)).collect();
-        list.sort_unstable_by_key(|&(_, id)| id);
-        let mut raw = Vec::with_capacity(self.bytes + 2 * list.len() + 4);
+        let list = self.0.in_id_order();
+        let mut raw = Vec::with_capacity(self.0.bytes() + 2 * list.len() + 4);
         raw.extend_from_slice(&(list.len() as u32).to_le_bytes());
-        for (t, _) in list {
+        for t in list {
             put_varint(&mut raw, t.len() as u64);
             raw.extend_from_slice(t);
         }
@@ -222,6 +270,22 @@ impl Templates {
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
+}
+
+/// Texts that exercise every path of a split (for the tests of the block layouts): two records
+/// of one template, an "R", a text holding the hole byte and one too long (both literal), an
+/// empty text and one that is a single run.
+#[cfg(test)]
+pub(crate) fn tricky_texts() -> Vec<String> {
+    vec![
+        "【星河银行】您的验证码为012345，5分钟内有效，请勿泄露给他人。".to_owned(),
+        "【星河银行】您的验证码为987654，10分钟内有效，请勿泄露给他人。".to_owned(),
+        "R".to_owned(),
+        "a\u{1}literal because it holds the hole byte 7".to_owned(),
+        "9".repeat(TEMPLATE_BYTES_MAX + 1),
+        String::new(),
+        "1234567".to_owned(),
+    ]
 }
 
 #[cfg(test)]
