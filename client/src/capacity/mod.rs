@@ -38,14 +38,14 @@ use serde::Serialize;
 
 /// Bytes per message of sealed segments (footers and dictionary included) used when neither a
 /// flag nor a server gives a figure: measured by `portlog-capacity-check --sample-only --rate
-/// 10` (865,230 generated messages in one day, 4 shards, the default sealing with text
-/// templates; 2026-12-03, docs/capacity.md). The figure depends on the daily volume per shard:
-/// 24.5 at 1 message/s, 19.5 at 100.
-pub const DEFAULT_SEALED_BYTES_PER_MESSAGE: f64 = 21.4;
+/// 10` (865,230 generated messages in one day, 4 shards, the default sealing with packed
+/// blocks; 2026-12-03, docs/capacity.md). The figure depends on the daily volume per shard:
+/// 15.7 at 1 message/s, 19.3 at 0.15.
+pub const DEFAULT_SEALED_BYTES_PER_MESSAGE: f64 = 14.5;
 /// Share of the sealed bytes that are footer indexes (block table, sub-port and number
-/// indexes, number filter, text templates; not the dictionary), measured with
-/// [`DEFAULT_SEALED_BYTES_PER_MESSAGE`].
-pub const DEFAULT_INDEX_SHARE: f64 = 0.274;
+/// indexes, number filter, text templates and record shapes; not the dictionary), measured
+/// with [`DEFAULT_SEALED_BYTES_PER_MESSAGE`].
+pub const DEFAULT_INDEX_SHARE: f64 = 0.365;
 /// Bytes per message of open (unsealed) segments, measured with
 /// [`DEFAULT_SEALED_BYTES_PER_MESSAGE`]: the uncompressed rows with their headers.
 pub const DEFAULT_OPEN_BYTES_PER_MESSAGE: f64 = 137.4;
