@@ -78,6 +78,7 @@ fn decode(root: &Path) {
     }
     put(&d, "sub-port-index", &index::encode_sub_ports(&sps));
     put(&d, "number-index", &index::encode_numbers(&nums));
+    put(&d, "number-index-ranked", &index::encode_numbers_ranked(&nums));
     put(&d, "number-filter", &filter::encode(nums.keys().copied()));
 }
 

@@ -87,6 +87,14 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = ix.numbers_at(&[0, 63, 64, 1, 200]);
     }
+    if let Ok(ix) = index::NumberIndex::open_ranked(data, 64) {
+        for probe in [0u64, 13_800_138_000, 13_800_139_111, u64::MAX] {
+            if let Ok(Some((rank, _))) = ix.find(probe) {
+                assert_eq!(ix.numbers_at(&[rank]), Ok(vec![probe]), "a found number's rank gives it back");
+            }
+        }
+        let _ = ix.numbers_at(&[0, 63, 64, 1, 200]);
+    }
     if let Ok(f) = filter::NumberFilter::open(data) {
         for probe in [0u64, 13_800_138_000, u64::MAX] {
             let _ = f.may_contain(probe);

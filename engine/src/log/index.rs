@@ -78,21 +78,51 @@ pub fn decode_sub_ports(buf: &[u8], block_count: u32) -> Result<BTreeMap<String,
     Ok(map)
 }
 
-/// Encodes the number index from `number -> sorted block ids` (numbers ascending).
+/// Largest width of a ranked group's offsets: numbers are below 2^40.
+const OFFSET_BITS_MAX: u32 = 40;
+
+/// Encodes the number index from `number -> sorted block ids` (numbers ascending), layout 1:
+/// each entry a delta varint and its block list.
 pub fn encode_numbers(map: &BTreeMap<u64, Vec<u32>>) -> Vec<u8> {
+    encode_with(map, false)
+}
+
+/// Encodes the number index, layout 2 (segments with packed blocks): each group's numbers as
+/// fixed-width offsets from its first, then their block lists, so that the number of a rank
+/// is read without decoding anything else.
+pub fn encode_numbers_ranked(map: &BTreeMap<u64, Vec<u32>>) -> Vec<u8> {
+    encode_with(map, true)
+}
+
+fn encode_with(map: &BTreeMap<u64, Vec<u32>>, ranked: bool) -> Vec<u8> {
     let groups = map.len().div_ceil(GROUP);
     let mut heads = Vec::with_capacity(groups * GROUP_HEAD);
     let mut data = Vec::new();
-    let mut prev = 0u64;
-    for (i, (&num, blocks)) in map.iter().enumerate() {
-        if i % GROUP == 0 {
-            heads.extend_from_slice(&num.to_le_bytes());
-            heads.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            prev = num;
+    let entries: Vec<(&u64, &Vec<u32>)> = map.iter().collect();
+    for group in entries.chunks(GROUP) {
+        let first = *group[0].0;
+        heads.extend_from_slice(&first.to_le_bytes());
+        heads.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        if ranked {
+            let last = *group[group.len() - 1].0;
+            let width = u64::BITS - (last - first).leading_zeros();
+            data.push(width as u8);
+            let mut bits = BitPut::default();
+            for (&num, _) in &group[1..] {
+                bits.put(num - first, width);
+            }
+            data.extend_from_slice(&bits.finish());
+            for (_, blocks) in group {
+                put_blocks(&mut data, blocks);
+            }
+        } else {
+            let mut prev = first;
+            for (&num, blocks) in group {
+                put_varint(&mut data, num - prev);
+                prev = num;
+                put_blocks(&mut data, blocks);
+            }
         }
-        put_varint(&mut data, num - prev);
-        prev = num;
-        put_blocks(&mut data, blocks);
     }
     let mut out = Vec::with_capacity(8 + heads.len() + data.len());
     out.extend_from_slice(&(map.len() as u32).to_le_bytes());
@@ -102,15 +132,97 @@ pub fn encode_numbers(map: &BTreeMap<u64, Vec<u32>>) -> Vec<u8> {
     out
 }
 
+/// Bit fields of up to 40 bits, least significant first.
+#[derive(Default)]
+struct BitPut {
+    out: Vec<u8>,
+    acc: u128,
+    n: u32,
+}
+
+impl BitPut {
+    fn put(&mut self, v: u64, bits: u32) {
+        self.acc |= u128::from(v) << self.n;
+        self.n += bits;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+/// Field `i` of `width` bits (at most 40) of the bit-packed `buf`.
+fn bits_at(buf: &[u8], i: usize, width: u32) -> Result<u64, &'static str> {
+    let bit = i * width as usize;
+    if bit + width as usize > buf.len() * 8 {
+        return Err("number offsets truncated");
+    }
+    let mut w = [0u8; 8];
+    let s = &buf[bit / 8..buf.len().min(bit / 8 + 8)];
+    w[..s.len()].copy_from_slice(s);
+    Ok((u64::from_le_bytes(w) >> (bit % 8)) & ((1u64 << width) - 1))
+}
+
 /// A number index read in place.
 pub struct NumberIndex<'a> {
     entries: usize,
     heads: &'a [u8],
     data: &'a [u8],
     block_count: u32,
+    /// Layout 2 ([`encode_numbers_ranked`]).
+    ranked: bool,
+}
+
+/// A ranked group, parsed: its first number, offsets and the data after them.
+struct RankedGroup<'a> {
+    first: u64,
+    width: u32,
+    offsets: &'a [u8],
+    lists: &'a [u8],
+    len: usize,
+}
+
+impl RankedGroup<'_> {
+    /// The number of entry `i` of the group.
+    fn number(&self, i: usize) -> Result<u64, &'static str> {
+        if i == 0 {
+            return Ok(self.first);
+        }
+        self.first.checked_add(bits_at(self.offsets, i - 1, self.width)?).ok_or("number overflow")
+    }
 }
 
 impl<'a> NumberIndex<'a> {
+    /// Opens a layout 2 index ([`encode_numbers_ranked`]), checking its framing.
+    pub fn open_ranked(buf: &'a [u8], block_count: u32) -> Result<Self, &'static str> {
+        Ok(Self { ranked: true, ..Self::open(buf, block_count)? })
+    }
+
+    fn ranked_group(&self, g: usize) -> Result<RankedGroup<'a>, &'static str> {
+        let (first, off) = self.head(g);
+        let data = self.data.get(off..).ok_or("group offset out of range")?;
+        let (&width, rest) = data.split_first().ok_or("number index truncated")?;
+        let width = u32::from(width);
+        if width > OFFSET_BITS_MAX {
+            return Err("number offset width out of range");
+        }
+        let len = (self.entries - g * GROUP).min(GROUP);
+        let bytes = ((len - 1) * width as usize).div_ceil(8);
+        if rest.len() < bytes {
+            return Err("number offsets truncated");
+        }
+        let (offsets, lists) = rest.split_at(bytes);
+        Ok(RankedGroup { first, width, offsets, lists, len })
+    }
+
     /// Checks the index's framing (not every entry: those are checked as they are read).
     pub fn open(buf: &'a [u8], block_count: u32) -> Result<Self, &'static str> {
         let mut r = Reader::new(buf);
@@ -121,7 +233,7 @@ impl<'a> NumberIndex<'a> {
         }
         let heads = r.bytes(groups.checked_mul(GROUP_HEAD).ok_or("overflow")?)?;
         let data = r.bytes(r.remaining())?;
-        Ok(Self { entries, heads, data, block_count })
+        Ok(Self { entries, heads, data, block_count, ranked: false })
     }
 
     /// Number of distinct numbers.
@@ -166,6 +278,27 @@ impl<'a> NumberIndex<'a> {
             return Ok(None);
         }
         let g = lo - 1;
+        if self.ranked {
+            let grp = self.ranked_group(g)?;
+            // The entry whose number is `number`: offsets ascend within the group.
+            let (mut a, mut b) = (0usize, grp.len);
+            while a < b {
+                let mid = (a + b) / 2;
+                if grp.number(mid)? < number {
+                    a = mid + 1;
+                } else {
+                    b = mid;
+                }
+            }
+            if a == grp.len || grp.number(a)? != number {
+                return Ok(None);
+            }
+            let mut r = Reader::new(grp.lists);
+            for _ in 0..a {
+                each_block(&mut r, self.block_count, |_| ())?;
+            }
+            return Ok(Some(((g * GROUP + a) as u32, read_blocks(&mut r, self.block_count)?)));
+        }
         let (first, off) = self.head(g);
         let mut r = Reader::new(self.data.get(off..).ok_or("group offset out of range")?);
         let in_group = (self.entries - g * GROUP).min(GROUP);
@@ -200,6 +333,10 @@ impl<'a> NumberIndex<'a> {
                 return Err("number rank out of range");
             }
             let g = rank / GROUP;
+            if self.ranked {
+                out[i] = self.ranked_group(g)?.number(rank % GROUP)?;
+                continue;
+            }
             if group.as_ref().map(|x| x.0) != Some(g) {
                 // Ranks come sorted: decode the group up to the last one of it asked for.
                 let last = order[at..].iter().map(|&j| ranks[j] as usize).take_while(|&r| r / GROUP == g).last();
@@ -280,6 +417,39 @@ mod tests {
         assert!(ix.lookup(u64::MAX).unwrap().is_empty());
         // Block ids beyond the segment's block count are corruption.
         assert!(NumberIndex::open(&buf, 5).unwrap().lookup(13_000_000_000).is_err());
+    }
+
+    #[test]
+    fn ranked_number_index_finds_every_entry_and_every_rank() {
+        let mut map = BTreeMap::new();
+        for i in 0..1000u64 {
+            map.insert(13_000_000_000 + i * i * 37 + (i % 7), vec![(i % 5) as u32, 5 + (i % 3) as u32]);
+        }
+        // A group of one entry, and numbers far apart (wide offsets).
+        map.insert(19_999_999_999, vec![7]);
+        let buf = encode_numbers_ranked(&map);
+        let ix = NumberIndex::open_ranked(&buf, 8).unwrap();
+        assert_eq!(ix.len(), 1001);
+        for (rank, (&n, b)) in map.iter().enumerate() {
+            assert_eq!(ix.find(n).unwrap(), Some((rank as u32, b.clone())), "{n}");
+            assert_eq!(ix.lookup(n + 1).unwrap().is_empty(), !map.contains_key(&(n + 1)));
+        }
+        let ranks: Vec<u32> = (0..1001).rev().step_by(3).chain([0, 64, 1000]).collect();
+        let want: Vec<u64> = ranks.iter().map(|&r| *map.keys().nth(r as usize).unwrap()).collect();
+        assert_eq!(ix.numbers_at(&ranks).unwrap(), want);
+        assert!(ix.numbers_at(&[1001]).is_err());
+        assert_eq!(ix.find(1).unwrap(), None);
+        assert_eq!(ix.find(u64::MAX).unwrap(), None);
+        assert!(NumberIndex::open_ranked(&buf, 5).unwrap().find(13_000_000_000).is_err());
+        // Cut anywhere, it is an error or finds less, never a panic.
+        for cut in 0..buf.len() {
+            if let Ok(ix) = NumberIndex::open_ranked(&buf[..cut], 8) {
+                let _ = ix.find(19_999_999_999);
+                let _ = ix.numbers_at(&[0, 999, 1000]);
+            }
+        }
+        // Smaller than layout 1 on these numbers.
+        assert!(buf.len() < encode_numbers(&map).len(), "{} against {}", buf.len(), encode_numbers(&map).len());
     }
 
     #[test]
