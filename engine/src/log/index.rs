@@ -3,6 +3,7 @@
 //! of group heads for binary search, then up to [`GROUP`] delta-coded entries. Layout:
 //! docs/format.md ("Sub-port index", "Number index").
 
+use super::packed::{BitReader, BitWriter};
 use crate::codec::{put_varint, Reader};
 use std::collections::BTreeMap;
 
@@ -107,7 +108,7 @@ fn encode_with(map: &BTreeMap<u64, Vec<u32>>, ranked: bool) -> Vec<u8> {
             let last = *group[group.len() - 1].0;
             let width = u64::BITS - (last - first).leading_zeros();
             data.push(width as u8);
-            let mut bits = BitPut::default();
+            let mut bits = BitWriter::new();
             for (&num, _) in &group[1..] {
                 bits.put(num - first, width);
             }
@@ -130,45 +131,6 @@ fn encode_with(map: &BTreeMap<u64, Vec<u32>>, ranked: bool) -> Vec<u8> {
     out.extend_from_slice(&heads);
     out.extend_from_slice(&data);
     out
-}
-
-/// Bit fields of up to 40 bits, least significant first.
-#[derive(Default)]
-struct BitPut {
-    out: Vec<u8>,
-    acc: u128,
-    n: u32,
-}
-
-impl BitPut {
-    fn put(&mut self, v: u64, bits: u32) {
-        self.acc |= u128::from(v) << self.n;
-        self.n += bits;
-        while self.n >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n -= 8;
-        }
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        if self.n > 0 {
-            self.out.push(self.acc as u8);
-        }
-        self.out
-    }
-}
-
-/// Field `i` of `width` bits (at most 40) of the bit-packed `buf`.
-fn bits_at(buf: &[u8], i: usize, width: u32) -> Result<u64, &'static str> {
-    let bit = i * width as usize;
-    if bit + width as usize > buf.len() * 8 {
-        return Err("number offsets truncated");
-    }
-    let mut w = [0u8; 8];
-    let s = &buf[bit / 8..buf.len().min(bit / 8 + 8)];
-    w[..s.len()].copy_from_slice(s);
-    Ok((u64::from_le_bytes(w) >> (bit % 8)) & ((1u64 << width) - 1))
 }
 
 /// A number index read in place.
@@ -196,7 +158,10 @@ impl RankedGroup<'_> {
         if i == 0 {
             return Ok(self.first);
         }
-        self.first.checked_add(bits_at(self.offsets, i - 1, self.width)?).ok_or("number overflow")
+        let off = BitReader::at(self.offsets, (i - 1) * self.width as usize)
+            .get(self.width)
+            .map_err(|_| "number offsets truncated")?;
+        self.first.checked_add(off).ok_or("number overflow")
     }
 }
 
@@ -320,70 +285,23 @@ impl<'a> NumberIndex<'a> {
         Ok(None)
     }
 
-    /// The numbers of `ranks` (each below [`Self::len`]), in their order. Each group one of them
-    /// falls in is decoded once, its block lists skipped.
+    /// The numbers of `ranks` (each below [`Self::len`]), in their order: each read in one
+    /// step from its group's offsets. Only layout 2 has them (packed blocks, the only readers of
+    /// ranks, are always written with it); a layout 1 index refuses.
     pub fn numbers_at(&self, ranks: &[u32]) -> Result<Vec<u64>, &'static str> {
-        let mut order: Vec<usize> = (0..ranks.len()).collect();
-        order.sort_unstable_by_key(|&i| ranks[i]);
-        let mut out = vec![0u64; ranks.len()];
-        let mut group: Option<(usize, Vec<u64>)> = None;
-        for (at, &i) in order.iter().enumerate() {
-            let rank = ranks[i] as usize;
-            if rank >= self.entries {
-                return Err("number rank out of range");
-            }
-            let g = rank / GROUP;
-            if self.ranked {
-                out[i] = self.ranked_group(g)?.number(rank % GROUP)?;
-                continue;
-            }
-            if group.as_ref().map(|x| x.0) != Some(g) {
-                // Ranks come sorted: decode the group up to the last one of it asked for.
-                let last = order[at..].iter().map(|&j| ranks[j] as usize).take_while(|&r| r / GROUP == g).last();
-                group = Some((g, self.group(g, last.unwrap_or(rank) % GROUP)?));
-            }
-            let nums = &group.as_ref().ok_or("number index group missing")?.1;
-            out[i] = *nums.get(rank % GROUP).ok_or("number rank out of range")?;
+        if !self.ranked {
+            return Err("number index layout 1 has no rank lookups");
         }
-        Ok(out)
-    }
-
-    /// The numbers of group `g` up to its entry `last` (included), their deltas checked; the
-    /// block lists between them are skipped (counted, not decoded: a rank's number does not
-    /// need them, and [`Self::find`] checks the list it returns).
-    fn group(&self, g: usize, last: usize) -> Result<Vec<u64>, &'static str> {
-        let (first, off) = self.head(g);
-        let data = self.data.get(off..).ok_or("group offset out of range")?;
-        let mut r = Reader::new(data);
-        let mut cur = first;
-        let mut out = Vec::with_capacity(last + 1);
-        for i in 0..=last {
-            let d = r.varint()?;
-            if (i == 0) != (d == 0) {
-                return Err("number index deltas out of order");
-            }
-            cur = cur.checked_add(d).ok_or("number overflow")?;
-            out.push(cur);
-            if i == last {
-                break;
-            }
-            let n = r.len(self.block_count as usize)?;
-            // Skip n varints: each ends at a byte below 0x80.
-            let rest = &data[r.pos()..];
-            let mut ends = 0usize;
-            let skip = rest.iter().position(|&b| {
-                ends += usize::from(b < 0x80);
-                ends == n
-            });
-            match (n, skip) {
-                (0, _) => {}
-                (_, Some(p)) => {
-                    r.bytes(p + 1)?;
+        ranks
+            .iter()
+            .map(|&rank| {
+                let rank = rank as usize;
+                if rank >= self.entries {
+                    return Err("number rank out of range");
                 }
-                (_, None) => return Err("truncated"),
-            }
-        }
-        Ok(out)
+                self.ranked_group(rank / GROUP)?.number(rank % GROUP)
+            })
+            .collect()
     }
 }
 
@@ -405,14 +323,18 @@ mod tests {
             assert_eq!(&ix.lookup(n).unwrap(), b);
             assert!(ix.lookup(n + 1).unwrap().is_empty() || map.contains_key(&(n + 1)));
         }
+        // Ranks are read from layout 2 only (the same map, ranked); layout 1 refuses them.
         let ranks: Vec<u32> = (0..1000).rev().step_by(7).chain([3, 3, 999, 0]).collect();
         let want: Vec<u64> = ranks.iter().map(|&r| *map.keys().nth(r as usize).unwrap()).collect();
-        assert_eq!(ix.numbers_at(&ranks).unwrap(), want);
+        let ranked_buf = encode_numbers_ranked(&map);
+        let ranked = NumberIndex::open_ranked(&ranked_buf, 8).unwrap();
+        assert_eq!(ranked.numbers_at(&ranks).unwrap(), want);
+        assert!(ix.numbers_at(&[0]).is_err());
         for (rank, (&n, b)) in map.iter().enumerate() {
             assert_eq!(ix.find(n).unwrap(), Some((rank as u32, b.clone())));
         }
         assert_eq!(ix.find(13_000_000_001).unwrap(), None);
-        assert!(ix.numbers_at(&[1000]).is_err());
+        assert!(ranked.numbers_at(&[1000]).is_err());
         assert!(ix.lookup(1).unwrap().is_empty());
         assert!(ix.lookup(u64::MAX).unwrap().is_empty());
         // Block ids beyond the segment's block count are corruption.

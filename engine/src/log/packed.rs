@@ -53,21 +53,26 @@ fn width(max: u64) -> u8 {
     (u64::BITS - max.leading_zeros()) as u8
 }
 
-/// Appends bit fields, least significant bit first, to a byte vector.
-struct BitWriter {
+/// Largest field [`BitWriter::put`] and [`BitReader::get`] take: a window of 64 bits less the
+/// 7 a field may start into its first byte.
+const FIELD_BITS_MAX: u32 = 56;
+
+/// Appends bit fields, least significant bit first, to a byte vector (a packed block's columns,
+/// a ranked number index's offsets).
+pub(crate) struct BitWriter {
     out: Vec<u8>,
     acc: u64,
     n: u32,
 }
 
 impl BitWriter {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { out: Vec::new(), acc: 0, n: 0 }
     }
 
-    /// Appends the low `bits` (at most 32) bits of `v`.
-    fn put(&mut self, v: u64, bits: u32) {
-        debug_assert!(bits <= 32 && (bits == 32 || v >> bits == 0));
+    /// Appends the low `bits` (at most [`FIELD_BITS_MAX`]) bits of `v`.
+    pub(crate) fn put(&mut self, v: u64, bits: u32) {
+        debug_assert!(bits <= FIELD_BITS_MAX && v >> bits == 0);
         self.acc |= v << self.n;
         self.n += bits;
         while self.n >= 8 {
@@ -83,7 +88,7 @@ impl BitWriter {
     }
 
     /// The bytes, the last one padded with zero bits.
-    fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         if self.n > 0 {
             self.out.push(self.acc as u8);
         }
@@ -93,13 +98,14 @@ impl BitWriter {
 
 /// Reads bit fields written by [`BitWriter`], every read bounds-checked.
 #[derive(Clone)]
-struct BitReader<'a> {
+pub(crate) struct BitReader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> BitReader<'a> {
-    fn at(buf: &'a [u8], pos: usize) -> Self {
+    /// A reader of `buf` at bit `pos`.
+    pub(crate) fn at(buf: &'a [u8], pos: usize) -> Self {
         Self { buf, pos }
     }
 
@@ -120,9 +126,10 @@ impl<'a> BitReader<'a> {
         w >> (self.pos % 8)
     }
 
+    /// The next field of `bits` (at most [`FIELD_BITS_MAX`]) bits.
     #[inline]
-    fn get(&mut self, bits: u32) -> Result<u64, &'static str> {
-        debug_assert!(bits <= 32);
+    pub(crate) fn get(&mut self, bits: u32) -> Result<u64, &'static str> {
+        debug_assert!(bits <= FIELD_BITS_MAX);
         if self.pos + bits as usize > self.buf.len() * 8 {
             return Err("bit columns truncated");
         }

@@ -926,15 +926,16 @@ impl SealedSegment {
         Ok(self.sub_port_keys.get_or_init(|| keys))
     }
 
-    /// Parses packed block `i`'s bytes against the segment's tables, and hands them with the
-    /// number index to `f`.
-    fn with_packed<T>(
+    /// The records `pick`ed of packed block `i` (its bytes `raw`), parsed against the
+    /// segment's tables once the whole block agrees with its table entry, their numbers read by
+    /// rank from the number index.
+    fn packed_records(
         &self,
         i: usize,
         m: &BlockMeta,
         raw: &[u8],
-        f: impl FnOnce(&Packed<'_>, &NumberIndex<'_>) -> Result<T>,
-    ) -> Result<T> {
+        pick: impl Fn(&Packed<'_>, usize) -> bool,
+    ) -> Result<Vec<Record>> {
         let numbers = self.number_index()?;
         let tables = packed::Tables {
             templates: self.templates()?,
@@ -946,30 +947,19 @@ impl SealedSegment {
         let (first_ts, last_ts) = p.span();
         let sum = block::Summary { count: p.len(), first_ts, last_ts };
         self.checked(i, m, Ok((sum, Vec::new())))?;
-        f(&p, &numbers)
-    }
-
-    /// The records `pick`ed of packed block `i`, their numbers looked up by rank.
-    fn packed_records(
-        &self,
-        i: usize,
-        m: &BlockMeta,
-        raw: &[u8],
-        pick: impl Fn(&Packed<'_>, usize) -> bool,
-    ) -> Result<Vec<Record>> {
-        self.with_packed(i, m, raw, |p, numbers| {
-            let at: Vec<usize> = (0..p.len()).filter(|&j| pick(p, j)).collect();
-            let ranks: Vec<u32> = at.iter().map(|&j| p.peer_rank(j)).collect();
-            let nums = numbers.numbers_at(&ranks).map_err(|d| self.corrupt(0, format!("number index: {d}")))?;
-            at.iter()
-                .zip(nums)
-                .map(|(&j, n)| {
-                    let peer = PhoneNumber::from_u64(n)
-                        .ok_or_else(|| self.corrupt(m.offset, format!("block {i}: number {n} out of range")))?;
-                    p.record(j, peer).map_err(|d| self.corrupt(m.offset, format!("block {i}: {d}")))
-                })
-                .collect()
-        })
+        let at: Vec<usize> = (0..p.len()).filter(|&j| pick(&p, j)).collect();
+        let ranks: Vec<u32> = at.iter().map(|&j| p.peer_rank(j)).collect();
+        let nums = numbers
+            .numbers_at(&ranks)
+            .map_err(|d| self.corrupt(self.numbers_offset(), format!("number index: {d}")))?;
+        at.iter()
+            .zip(nums)
+            .map(|(&j, n)| {
+                let peer = PhoneNumber::from_u64(n)
+                    .ok_or_else(|| self.corrupt(m.offset, format!("block {i}: number {n} out of range")))?;
+                p.record(j, peer).map_err(|d| self.corrupt(m.offset, format!("block {i}: {d}")))
+            })
+            .collect()
     }
 
     /// Reads, verifies and decodes block `i`.
@@ -988,14 +978,7 @@ impl SealedSegment {
         let (m, raw) = self.block_raw(i)?;
         if m.flags & BLOCK_FLAG_PACKED != 0 {
             let rank = self.find_number(number)?.map(|(rank, _)| rank);
-            let peer = PhoneNumber::from_u64(number);
-            return self.with_packed(i, &m, &raw, |p, _| match (rank, peer) {
-                (Some(rank), Some(peer)) => (0..p.len())
-                    .filter(|&j| p.peer_rank(j) == rank)
-                    .map(|j| p.record(j, peer).map_err(|d| self.corrupt(m.offset, format!("block {i}: {d}"))))
-                    .collect(),
-                _ => Ok(Vec::new()),
-            });
+            return self.packed_records(i, &m, &raw, |p, j| Some(p.peer_rank(j)) == rank);
         }
         let t = self.templates_of(&m)?;
         self.checked(i, &m, block::decode_peer_with(&raw, t, number))
