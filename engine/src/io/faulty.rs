@@ -12,6 +12,9 @@
 //! - in each file, the bytes written since its last fsync survive as a prefix, possibly
 //!   followed by a zero-filled or garbage stretch up to a length the file reached (the size
 //!   reached the disk before the data did), and the rest is gone;
+//! - bytes rewritten inside a file's synced length since its last fsync (the journal writes
+//!   into space written ahead) likewise survive as a prefix of the rewritten range, the rest
+//!   of that range zeros or garbage (neither the old bytes nor the new);
 //! - a failed fsync may drop the unsynced bytes at once (zeroes them), as Linux may drop the
 //!   dirty pages it could not write, and the engine must never retry it.
 //!
@@ -64,6 +67,8 @@ struct Track {
     path: Option<PathBuf>,
     durable_len: u64,
     len: u64,
+    /// Range rewritten below `durable_len` since the last fsync.
+    rewritten: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -293,6 +298,34 @@ impl FaultyIo {
                 }
             }
         }
+        // Rewritten ranges: a prefix survives, then zeros or garbage to the range's end.
+        let rewritten: Vec<(PathBuf, u64, u64)> = s
+            .files
+            .values()
+            .filter_map(|t| t.path.clone().zip(t.rewritten).map(|(p, (a, b))| (p, a, b)))
+            .filter(|(p, _, _)| !p.starts_with(&self.trash))
+            .collect();
+        for (path, from, to) in rewritten {
+            let keep = match s.upto(3) {
+                0 => to,
+                1 => from,
+                _ => from + s.upto(to - from),
+            };
+            if keep == to || !path.exists() {
+                continue;
+            }
+            let mut junk = vec![0u8; (to - keep) as usize];
+            if s.upto(1) == 1 {
+                for b in junk.iter_mut() {
+                    *b = s.next_u64() as u8;
+                }
+            }
+            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+            std::os::unix::fs::FileExt::write_all_at(&f, &junk, keep)?;
+            f.sync_all()?;
+            report.files_torn += 1;
+            report.bytes_lost += to - keep;
+        }
         // File contents: the unsynced tail survives as a prefix, then zeros or garbage.
         let files: Vec<(PathBuf, u64, u64)> = s
             .files
@@ -345,7 +378,7 @@ impl FaultyIo {
         let mut s = self.lock();
         let id = s.next_id;
         s.next_id += 1;
-        s.files.insert(id, Track { path: Some(path.to_path_buf()), durable_len: len, len });
+        s.files.insert(id, Track { path: Some(path.to_path_buf()), durable_len: len, len, rewritten: None });
         id
     }
 
@@ -482,6 +515,9 @@ impl FaultyFile {
                         let zeros = vec![0u8; (to - from) as usize];
                         let _ = self.inner.write_all_at(&zeros, from);
                     }
+                    if let Some((a, b)) = t.rewritten {
+                        let _ = self.inner.write_all_at(&vec![0u8; (b - a) as usize], a);
+                    }
                 }
             }
             return Err(s.injected("injected fsync failure".to_string()));
@@ -493,6 +529,7 @@ impl FaultyFile {
         }
         if let Some(t) = s.files.get_mut(&self.id) {
             t.durable_len = t.len;
+            t.rewritten = None;
         }
         Ok(())
     }
@@ -535,6 +572,7 @@ impl IoFile for FaultyFile {
         if let Some(t) = s.files.get_mut(&self.id) {
             t.len = len;
             t.durable_len = t.durable_len.min(len);
+            t.rewritten = t.rewritten.map(|(a, b)| (a.min(len), b.min(len))).filter(|(a, b)| a < b);
         }
         Ok(())
     }
@@ -559,6 +597,10 @@ impl FaultyFile {
         }
         let n = self.inner.write_at(buf, off)?;
         if let Some(t) = s.files.get_mut(&self.id) {
+            if off < t.durable_len {
+                let end = (off + n as u64).min(t.durable_len);
+                t.rewritten = Some(t.rewritten.map_or((off, end), |(a, b)| (a.min(off), b.max(end))));
+            }
             t.len = t.len.max(off + n as u64);
         }
         Ok(n)
