@@ -81,6 +81,18 @@ pub struct LogConfig {
     pub open_segments_max: usize,
     /// How often writers look for segments to seal, in ms.
     pub maintenance_interval_ms: u64,
+    /// Group commit through one journal shared by all shards (default on): a batch of appends
+    /// is durable after one write and one fdatasync of the journal, however many shards it
+    /// touches, and the open segments are synced at checkpoints (docs/architecture.md,
+    /// "Journal"). Off: each shard writer syncs every open segment its batch touched. Unused
+    /// with `sync = "none"`.
+    pub journal: bool,
+    /// Size of each of the journal's two files, written ahead before use, in bytes.
+    pub journal_file_bytes: u64,
+    /// Journal bytes after which a checkpoint is taken (the open segments synced, so that the
+    /// frames before it need no replay), in bytes (default 32 MiB, half a journal file: a file
+    /// is covered by a checkpoint before the journal comes back to it).
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -108,6 +120,9 @@ impl Default for LogConfig {
             seal_idle_ms: 15 * 60_000,
             open_segments_max: 8,
             maintenance_interval_ms: 10_000,
+            journal: true,
+            journal_file_bytes: 64 << 20,
+            checkpoint_bytes: 32 << 20,
         }
     }
 }
@@ -154,7 +169,30 @@ impl LogConfig {
         if self.future_skew_ms < 0 || self.seal_grace_ms < 0 || self.seal_idle_ms < 0 {
             return bad("future_skew_ms", "durations must not be negative");
         }
+        // A frame of the journal holds at most an eighth of a file, and one record at least.
+        if self.journal_file_bytes < (256 << 10).max(8 * (self.text_bytes_max as u64 + 1024))
+            || self.journal_file_bytes > 4 << 30
+        {
+            return bad(
+                "journal_file_bytes",
+                "must be at least 256 KiB and 8 records of text_bytes_max, at most 4 GiB",
+            );
+        }
+        if self.checkpoint_bytes == 0 || self.checkpoint_bytes > self.journal_file_bytes {
+            return bad("checkpoint_bytes", "must be positive and at most journal_file_bytes");
+        }
         Ok(())
+    }
+
+    /// Whether appends go through the journal (`journal` on, and a sync policy that syncs).
+    pub fn journaled(&self) -> bool {
+        self.journal && self.sync != SyncPolicy::None
+    }
+
+    /// Largest approximate bytes ([`crate::Record::approx_bytes`]) of records in one journal
+    /// frame: an append above it is cut into several frames.
+    pub fn journal_frame_bytes(&self) -> usize {
+        self.batch_bytes_max.min((self.journal_file_bytes / 8) as usize)
     }
 }
 

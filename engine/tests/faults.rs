@@ -25,8 +25,10 @@ fn fixture() -> Fixture {
     Fixture { _tmp: tmp, dir, io }
 }
 
+/// Without the journal: these tests cover the shard writers' own syncs (`journal.rs` covers
+/// the journal's faults).
 fn cfg() -> LogConfig {
-    LogConfig { shards: 1, ..small_config(1) }
+    LogConfig { shards: 1, journal: false, ..small_config(1) }
 }
 
 fn open(dir: &Path, io: &Arc<FaultyIo>) -> Log {

@@ -41,6 +41,8 @@ pub enum Purpose {
     /// A consent record (its JSON: number and evidence) in the registry; the context is the
     /// record's RocksDB key.
     ConsentRecord = 5,
+    /// A journal frame's rows; the context is the frame's LSN (u64, little-endian).
+    Journal = 6,
 }
 
 /// Why sealed data could not be opened (or data sealed).

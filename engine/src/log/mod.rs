@@ -11,6 +11,7 @@ pub mod expire;
 pub mod filter;
 pub mod frame;
 pub mod index;
+pub mod journal;
 pub mod manifest;
 pub mod merge;
 pub mod open_segment;
@@ -120,6 +121,7 @@ pub struct Log {
     writers: Vec<JoinHandle<()>>,
     sealer_tx: Sender<SealJob>,
     sealer: Option<JoinHandle<()>>,
+    journal: Option<journal::Running>,
     recovery: RecoveryReport,
     _lock: File,
 }
@@ -174,9 +176,18 @@ impl Log {
         };
         let cfg = Arc::new(cfg);
         let now = clock.now_ms();
+        // The journal's checkpoint first: the open segments go back to it before their
+        // recovery (past it they were never synced, and may hold holes).
+        let journal_dir = dir.join(journal::JOURNAL_DIR);
+        let checkpoint = journal::Checkpoint::read(&journal_dir)?;
+        let mut recovery = RecoveryReport::default();
+        if let Some(c) = &checkpoint {
+            let r = journal::rewind(&*io, &dir, manifest.shards, c)?;
+            recovery.journal_rewound_bytes = r.bytes_cut;
+            recovery.journal_removed_segments = r.removed;
+        }
         let (sealer_tx, sealer_rx) = bounded::<SealJob>(4096);
         let mut shards = Vec::new();
-        let mut recovery = RecoveryReport::default();
         for id in 0..manifest.shards {
             let sdir = dir.join("log").join(format!("shard-{id:03}"));
             let (s, r) = Shard::open(id, sdir, now, io.clone(), keys.clone())?;
@@ -188,18 +199,29 @@ impl Log {
             recovery.damaged.extend(r.damaged);
             shards.push(Arc::new(s));
         }
+        let shared = cfg.journaled().then(|| Arc::new(journal::Shared::default()));
+        let (jtx, jrx) = bounded::<journal::JRequest>(cfg.channel_capacity);
+        let handle = shared.as_ref().map(|sh| journal::Handle { shared: sh.clone(), tx: jtx.clone() });
         let sealer = {
-            let cfg = cfg.clone();
+            let (cfg, handle) = (cfg.clone(), handle.clone());
             std::thread::Builder::new()
                 .name("portlog-sealer".into())
-                .spawn(move || sealer::run(sealer_rx, cfg))
+                .spawn(move || sealer::run(sealer_rx, cfg, handle))
                 .map_err(Error::io("spawn sealer thread for", &dir))?
         };
         let mut senders = Vec::new();
         let mut writers = Vec::new();
         for s in &shards {
             let (tx, rx) = bounded(cfg.channel_capacity);
-            let w = Writer::new(s.clone(), cfg.clone(), clock.clone(), sealer_tx.clone());
+            let floor = checkpoint.iter().flat_map(|c| &c.segments).filter(|g| g.shard == s.id).fold(
+                std::collections::BTreeMap::new(),
+                |mut m, g| {
+                    let e = m.entry(g.bucket).or_insert(0);
+                    *e = (*e).max(g.gen + 1);
+                    m
+                },
+            );
+            let w = Writer::new(s.clone(), cfg.clone(), clock.clone(), sealer_tx.clone(), shared.clone(), floor);
             let h = std::thread::Builder::new()
                 .name(format!("portlog-writer-{}", s.id))
                 .spawn(move || w.run(rx))
@@ -207,10 +229,9 @@ impl Log {
             senders.push(tx);
             writers.push(h);
         }
-        tracing::info!(dir = %dir.display(), shards = manifest.shards, encryption_key = ?keys.as_ref().map(|k| k.active_id()), open = recovery.open_segments, sealed = recovery.sealed_segments, bytes_cut = recovery.bytes_cut, expired_removed = recovery.expired_removed, "message log opened");
-        Ok(Self {
-            cfg,
-            dir,
+        let mut log = Self {
+            cfg: cfg.clone(),
+            dir: dir.clone(),
             clock,
             manifest,
             shards,
@@ -218,9 +239,97 @@ impl Log {
             writers,
             sealer_tx,
             sealer: Some(sealer),
+            journal: None,
             recovery,
             _lock: lock,
-        })
+        };
+        let end = match &checkpoint {
+            Some(c) => Some(log.replay_journal(&journal_dir, c, keys.as_ref(), shared.as_deref())?),
+            None => None,
+        };
+        match shared {
+            Some(shared) => {
+                let running = journal::Journal::start(journal::Start {
+                    dir: journal_dir,
+                    io: io.clone(),
+                    cfg: cfg.clone(),
+                    keys: keys.clone(),
+                    shards: log.shards.clone(),
+                    senders: log.senders.clone(),
+                    shared,
+                    end,
+                    rx: jrx,
+                    tx: jtx,
+                })?;
+                let first = running.handle.wait_first_checkpoint();
+                log.journal = Some(running);
+                first.map_err(|cause| Error::Poisoned { shard: 0, cause })?;
+            }
+            None if checkpoint.is_some() => {
+                // The journal is off now: the replayed rows were synced by their writers (or are
+                // synced here, with sync = "none"), then the journal goes.
+                for s in &log.shards {
+                    for seg in s.read().open.values() {
+                        seg.sync(true)?;
+                    }
+                }
+                journal::remove(&*io, &journal_dir)?;
+            }
+            None => {}
+        }
+        let r = &log.recovery;
+        tracing::info!(dir = %dir.display(), shards = log.manifest.shards, journal = log.journal.is_some(), encryption_key = ?keys.as_ref().map(|k| k.active_id()), open = r.open_segments, sealed = r.sealed_segments, bytes_cut = r.bytes_cut, expired_removed = r.expired_removed, journal_frames = r.journal_frames, journal_records = r.journal_records, "message log opened");
+        Ok(log)
+    }
+
+    /// Replays the journal's frames after checkpoint `c` through the writers (each frame's LSN
+    /// is durable: it is on disk) and waits until every one is written.
+    fn replay_journal(
+        &mut self,
+        dir: &Path,
+        c: &journal::Checkpoint,
+        keys: Option<&Arc<crate::crypto::KeyRing>>,
+        shared: Option<&journal::Shared>,
+    ) -> Result<journal::JournalEnd> {
+        let mut acks = Vec::new();
+        let end = journal::replay(dir, c, keys, |lsn, records| {
+            if let Some(sh) = shared {
+                sh.set_durable(lsn);
+            }
+            for (s, recs) in self.split_by_shard(records).into_iter().enumerate() {
+                if recs.is_empty() {
+                    continue;
+                }
+                let (tx, rx) = bounded(1);
+                self.senders[s].send(Request::Append { records: recs, ack: tx, lsn }).map_err(|_| Error::Closed)?;
+                acks.push(rx);
+            }
+            Ok(())
+        })?;
+        for a in acks {
+            a.recv().map_err(|_| Error::Closed)??;
+        }
+        self.recovery.journal_frames = end.frames;
+        self.recovery.journal_records = end.records;
+        if end.frames > 0 {
+            tracing::warn!(frames = end.frames, records = end.records, "replayed the journal after its checkpoint");
+        }
+        Ok(end)
+    }
+
+    /// `records` by shard, in their order.
+    fn split_by_shard(&self, records: Vec<Record>) -> Vec<Vec<Record>> {
+        let n = self.shards.len();
+        let mut per: Vec<Vec<Record>> = (0..n).map(|_| Vec::new()).collect();
+        if n == 1 {
+            per[0] = records;
+        } else {
+            for r in records {
+                let s = self.shard_of(&r.sub_port) as usize;
+                per[s].push(r);
+            }
+        }
+        per
     }
 
     /// What recovery found when the log was opened.
@@ -279,18 +388,11 @@ impl Log {
                 other => other,
             })?;
         }
-        let n = self.shards.len();
-        let mut per: Vec<Vec<Record>> = (0..n).map(|_| Vec::new()).collect();
-        if n == 1 {
-            per[0] = records;
-        } else {
-            for r in records {
-                let s = self.shard_of(&r.sub_port) as usize;
-                per[s].push(r);
-            }
+        if let Some(j) = &self.journal {
+            return self.submit_journaled(records, &j.handle.tx);
         }
         let mut acks = Vec::new();
-        for (s, recs) in per.into_iter().enumerate() {
+        for (s, recs) in self.split_by_shard(records).into_iter().enumerate() {
             if recs.is_empty() {
                 continue;
             }
@@ -298,8 +400,51 @@ impl Log {
                 return Err(Error::Poisoned { shard: s as u32, cause });
             }
             let (tx, rx) = bounded(1);
-            self.senders[s].send(Request::Append { records: recs, ack: tx }).map_err(|_| Error::Closed)?;
+            self.senders[s].send(Request::Append { records: recs, ack: tx, lsn: 0 }).map_err(|_| Error::Closed)?;
             acks.push(rx);
+        }
+        Ok(PendingAppend { acks })
+    }
+
+    /// [`Log::submit`] through the journal: the records in frames of at most
+    /// [`LogConfig::journal_frame_bytes`], each frame's part of every shard acknowledged by
+    /// that shard's writer.
+    fn submit_journaled(&self, records: Vec<Record>, tx: &Sender<journal::JRequest>) -> Result<PendingAppend> {
+        let cap = self.cfg.journal_frame_bytes();
+        let mut chunks: Vec<Vec<Record>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for r in records {
+            let b = r.approx_bytes();
+            if bytes + b > cap && bytes > 0 {
+                chunks.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += b;
+            if let Some(c) = chunks.last_mut() {
+                c.push(r);
+            }
+        }
+        let mut acks = Vec::new();
+        let mut requests = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let mut parts = Vec::new();
+            for (s, recs) in self.split_by_shard(chunk).into_iter().enumerate() {
+                if recs.is_empty() {
+                    continue;
+                }
+                if let Some(cause) = self.shards[s].poison_cause() {
+                    return Err(Error::Poisoned { shard: s as u32, cause });
+                }
+                let (atx, arx) = bounded(1);
+                parts.push(journal::Part { shard: s, records: recs, ack: atx });
+                acks.push(arx);
+            }
+            if !parts.is_empty() {
+                requests.push(parts);
+            }
+        }
+        for parts in requests {
+            tx.send(journal::JRequest::Append(parts)).map_err(|_| Error::Closed)?;
         }
         Ok(PendingAppend { acks })
     }
@@ -435,6 +580,10 @@ impl Log {
     }
 
     fn shutdown(&mut self) {
+        // The journal first: its last checkpoint needs the writers.
+        if let Some(mut j) = self.journal.take() {
+            j.stop();
+        }
         self.senders.clear();
         for h in self.writers.drain(..) {
             let _ = h.join();

@@ -1,8 +1,12 @@
 //! The sealer thread: turns retired open segments into sealed ones off the writers' path.
 //! Protocol (crash-safe at every step): write `X.seg.tmp`, fsync it, rename to `X.seg`, fsync
 //! the directory, swap the catalogue entry, unlink `X.open`, fsync the directory. Recovery
-//! removes a leftover `.seg.tmp`, and an `.open` whose `.seg` exists.
+//! removes a leftover `.seg.tmp`, and an `.open` whose `.seg` exists. With the journal, a seal
+//! first waits for a checkpoint covering every frame the segment holds rows of: recovery
+//! replays the frames after the last checkpoint into the open segments, and must never replay
+//! rows that a sealed segment already holds.
 
+use super::journal::Handle;
 use super::open_segment::OpenSegment;
 use super::sealed::{write_sealed_with, SealOptions, SealedSegment};
 use super::shard::{fsync_dir, seg_stem, Shard};
@@ -13,8 +17,9 @@ use std::sync::Arc;
 
 /// Work for the sealer.
 pub enum SealJob {
-    /// Seal this retired open segment of `shard`.
-    Seal(Arc<Shard>, Arc<OpenSegment>),
+    /// Seal this retired open segment of `shard`; the journal LSN of its last rows (0 without a
+    /// journal, or when the segment was recovered).
+    Seal(Arc<Shard>, Arc<OpenSegment>, u64),
     /// Answer once every job queued before this one is done.
     Barrier(Sender<()>),
     /// Finish the queued jobs, then exit.
@@ -22,10 +27,18 @@ pub enum SealJob {
 }
 
 /// Runs the sealer until [`SealJob::Stop`] or until every sender is gone.
-pub fn run(rx: Receiver<SealJob>, cfg: Arc<LogConfig>) {
+pub fn run(rx: Receiver<SealJob>, cfg: Arc<LogConfig>, journal: Option<Handle>) {
     while let Ok(job) = rx.recv() {
         match job {
-            SealJob::Seal(shard, seg) => {
+            SealJob::Seal(shard, seg, lsn) => {
+                let covered = match &journal {
+                    Some(j) => j.ensure_checkpoint(lsn),
+                    None => Ok(()),
+                };
+                if let Err(cause) = covered {
+                    tracing::error!(shard = shard.id, path = %seg.path().display(), %cause, "sealing postponed to the next open: no journal checkpoint covers the segment");
+                    continue;
+                }
                 if let Err(e) = seal(&shard, &seg, &cfg) {
                     // The open segment stays in place and readable; a restart queues it again.
                     tracing::error!(shard = shard.id, path = %seg.path().display(), error = %e, "sealing failed; the open segment is kept");

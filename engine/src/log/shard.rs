@@ -51,6 +51,15 @@ pub struct RecoveryReport {
     /// Sealed segments that failed verification at open: `(path, error)`. They are left in
     /// place, untouched, and not served.
     pub damaged: Vec<(PathBuf, String)>,
+    /// Journal frames replayed (appended since the journal's last checkpoint).
+    pub journal_frames: u64,
+    /// Records in them.
+    pub journal_records: u64,
+    /// Bytes cut from open segments back to the journal's checkpoint (never synced; their
+    /// records are in the replayed frames).
+    pub journal_rewound_bytes: u64,
+    /// Open segments created after the journal's checkpoint, removed (their records replayed).
+    pub journal_removed_segments: usize,
 }
 
 /// One shard.

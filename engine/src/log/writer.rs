@@ -1,11 +1,13 @@
 //! The shard writer: one thread per shard, fed by a bounded crossbeam channel. It gathers the
-//! queued appends into one batch, writes one frame per touched segment, syncs each touched file
-//! once, publishes the rows to readers and only then acknowledges (group commit).
+//! queued appends into one batch, writes one frame per touched segment, makes the batch durable
+//! (with the journal: waits until the journal has synced the batch's frame; without: syncs each
+//! touched file once), publishes the rows to readers and only then acknowledges (group commit).
 
 use super::frame::{self, SegmentHeader, FRAME_HEADER_LEN};
+use super::journal::{SegLen, Shared};
 use super::open_segment::OpenSegment;
 use super::sealer::SealJob;
-use super::shard::{seg_stem, Shard};
+use super::shard::{seg_stem, SegKey, Shard};
 use crate::clock::SharedClock;
 use crate::config::{LogConfig, SyncPolicy};
 use crate::error::{Error, Result};
@@ -23,6 +25,14 @@ pub enum Request {
         records: Vec<Record>,
         /// Where the outcome goes.
         ack: Sender<Result<()>>,
+        /// The journal frame holding them (0 without a journal): durable once the journal says so.
+        lsn: u64,
+    },
+    /// Journal checkpoint: sync every open segment written since the last one, then answer with
+    /// every open segment's length.
+    Sync {
+        /// Where the lengths (or the failure) go.
+        reply: Sender<Result<Vec<SegLen>>>,
     },
     /// Retire open segments to the sealer, then answer: those of the given buckets, or every
     /// one (`None`).
@@ -46,14 +56,30 @@ pub struct Writer {
     last_batch: BTreeMap<i64, u64>,
     batch_seq: u64,
     last_maintenance_ms: i64,
+    /// The journal's progress, when the log has one: batches wait for their frame to be durable
+    /// instead of syncing their files.
+    journal: Option<Arc<Shared>>,
+    /// Open segments written since the last checkpoint's sync.
+    dirty: BTreeMap<SegKey, Arc<OpenSegment>>,
+    /// Largest journal LSN applied.
+    applied_lsn: u64,
+    /// Bucket → the next generation this writer may create: above every generation of the
+    /// bucket it created or that the journal's checkpoint read at open listed. Retention may
+    /// remove a bucket's segments from the catalogue; a new segment must still never take the
+    /// identity of one the last checkpoint lists (recovery would cut it to that one's length).
+    gen_floor: BTreeMap<i64, u32>,
 }
 
-/// A retire request held until the batch gathered before it is committed.
-type RetireRequest = (Option<Vec<i64>>, Sender<()>);
+/// A request held until the batch gathered before it is committed.
+enum After {
+    Retire(Option<Vec<i64>>, Sender<()>),
+    Sync(Sender<Result<Vec<SegLen>>>),
+}
 
 struct Pending {
     records: Vec<Record>,
     ack: Sender<Result<()>>,
+    lsn: u64,
 }
 
 /// Rows bound for one segment within a batch.
@@ -76,7 +102,14 @@ struct FrameBuf {
 impl Writer {
     /// A writer over `shard`; recovered open segments become writable (the newest generation of
     /// each bucket) or are retired at once (older ones).
-    pub fn new(shard: Arc<Shard>, cfg: Arc<LogConfig>, clock: SharedClock, sealer: Sender<SealJob>) -> Self {
+    pub fn new(
+        shard: Arc<Shard>,
+        cfg: Arc<LogConfig>,
+        clock: SharedClock,
+        sealer: Sender<SealJob>,
+        journal: Option<Arc<Shared>>,
+        gen_floor: BTreeMap<i64, u32>,
+    ) -> Self {
         let mut writable = BTreeMap::new();
         let mut retire = Vec::new();
         // New rows go to segments of the active key: a recovered segment of another key (or
@@ -90,7 +123,7 @@ impl Writer {
             }
         }
         for seg in retire {
-            let _ = sealer.send(SealJob::Seal(shard.clone(), seg));
+            let _ = sealer.send(SealJob::Seal(shard.clone(), seg, 0));
         }
         let now = clock.now_ms();
         Self {
@@ -102,6 +135,10 @@ impl Writer {
             last_batch: BTreeMap::new(),
             batch_seq: 0,
             last_maintenance_ms: now,
+            journal,
+            dirty: BTreeMap::new(),
+            applied_lsn: 0,
+            gen_floor,
         }
     }
 
@@ -120,8 +157,9 @@ impl Writer {
             let mut batch = Vec::new();
             let mut after = None;
             match first {
-                Request::Append { records, ack } => batch.push(Pending { records, ack }),
-                Request::Retire { buckets, ack } => after = Some((buckets, ack)),
+                Request::Append { records, ack, lsn } => batch.push(Pending { records, ack, lsn }),
+                Request::Retire { buckets, ack } => after = Some(After::Retire(buckets, ack)),
+                Request::Sync { reply } => after = Some(After::Sync(reply)),
             }
             if after.is_none() {
                 self.gather(&rx, &mut batch, &mut after);
@@ -129,21 +167,27 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch);
             }
-            if let Some((buckets, ack)) = after {
-                let chosen: Vec<i64> = match buckets {
-                    Some(b) => b,
-                    None => self.writable.keys().copied().collect(),
-                };
-                for b in chosen {
-                    self.retire(b);
+            match after {
+                Some(After::Retire(buckets, ack)) => {
+                    let chosen: Vec<i64> = match buckets {
+                        Some(b) => b,
+                        None => self.writable.keys().copied().collect(),
+                    };
+                    for b in chosen {
+                        self.retire(b);
+                    }
+                    let _ = ack.send(());
                 }
-                let _ = ack.send(());
+                Some(After::Sync(reply)) => {
+                    let _ = reply.send(self.checkpoint_sync());
+                }
+                None => {}
             }
             self.maintain();
         }
     }
 
-    fn gather(&self, rx: &Receiver<Request>, batch: &mut Vec<Pending>, after: &mut Option<RetireRequest>) {
+    fn gather(&self, rx: &Receiver<Request>, batch: &mut Vec<Pending>, after: &mut Option<After>) {
         let mut n: usize = batch.iter().map(|p| p.records.len()).sum();
         let mut bytes: usize = batch.iter().flat_map(|p| &p.records).map(Record::approx_bytes).sum();
         let deadline = std::time::Instant::now() + Duration::from_micros(self.cfg.group_commit_delay_us);
@@ -157,13 +201,17 @@ impl Writer {
                 Err(_) => break,
             };
             match next {
-                Request::Append { records, ack } => {
+                Request::Append { records, ack, lsn } => {
                     n += records.len();
                     bytes += records.iter().map(Record::approx_bytes).sum::<usize>();
-                    batch.push(Pending { records, ack });
+                    batch.push(Pending { records, ack, lsn });
                 }
                 Request::Retire { buckets, ack } => {
-                    *after = Some((buckets, ack));
+                    *after = Some(After::Retire(buckets, ack));
+                    break;
+                }
+                Request::Sync { reply } => {
+                    *after = Some(After::Sync(reply));
                     break;
                 }
             }
@@ -255,7 +303,25 @@ impl Writer {
             }
             return Err(e);
         }
-        if self.cfg.sync != SyncPolicy::None {
+        if let Some(j) = &self.journal {
+            // The journal makes the batch durable: its frame holds these records. Until the
+            // journal says so, nothing is published; if it fails, the rows are undone.
+            let lsn = batch.iter().map(|p| p.lsn).max().unwrap_or(0);
+            if let Err(cause) = j.wait_durable(lsn) {
+                for sb in segs.values() {
+                    if let Err(re) = sb.seg.rollback_to(sb.len_before) {
+                        self.poison(format!("{cause}; then {re}"));
+                    }
+                }
+                self.poison(format!("journal: {cause}"));
+                return Err(Error::Poisoned { shard: self.shard.id, cause: format!("journal: {cause}") });
+            }
+            self.applied_lsn = self.applied_lsn.max(lsn);
+            for sb in segs.values() {
+                let h = sb.seg.header;
+                self.dirty.entry((h.bucket_start_ms, h.gen)).or_insert_with(|| sb.seg.clone());
+            }
+        } else if self.cfg.sync != SyncPolicy::None {
             for sb in segs.values() {
                 if let Err(e) = sb.seg.sync(self.cfg.sync == SyncPolicy::Full) {
                     // Never retry a failed fsync: the kernel may have dropped the dirty pages.
@@ -292,6 +358,28 @@ impl Writer {
         Ok(())
     }
 
+    /// A journal checkpoint's part: syncs the open segments written since the last one, then
+    /// lists every open segment of the shard with its length.
+    fn checkpoint_sync(&mut self) -> Result<Vec<SegLen>> {
+        if let Some(cause) = self.shard.poison_cause() {
+            return Err(Error::Poisoned { shard: self.shard.id, cause });
+        }
+        for seg in std::mem::take(&mut self.dirty).into_values() {
+            if let Err(e) = seg.sync(self.cfg.sync == SyncPolicy::Full) {
+                self.poison(e.to_string());
+                return Err(e);
+            }
+        }
+        let id = self.shard.id;
+        Ok(self
+            .shard
+            .read()
+            .open
+            .iter()
+            .map(|(&(bucket, gen), seg)| SegLen { shard: id, bucket, gen, len: seg.bytes() })
+            .collect())
+    }
+
     fn poison(&self, cause: String) {
         tracing::error!(shard = self.shard.id, %cause, "shard writer poisoned; appends refused until reopen");
         let mut p = self.shard.poisoned.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,7 +393,9 @@ impl Writer {
         if let Some(s) = self.writable.get(&bucket) {
             return Ok(s.clone());
         }
-        let gen = self.shard.read().next_gen(bucket);
+        let floor = self.gen_floor.get(&bucket).copied().unwrap_or(0);
+        let gen = self.shard.read().next_gen(bucket).max(floor);
+        self.gen_floor.insert(bucket, gen + 1);
         let header = SegmentHeader { shard: self.shard.id, bucket_start_ms: bucket, gen };
         let path = self.shard.dir.join(format!("{}.open", seg_stem(bucket, gen, self.cfg.tz_offset_ms)));
         let cipher = self.shard.new_cipher(&header);
@@ -318,7 +408,7 @@ impl Writer {
     fn retire(&mut self, bucket: i64) {
         self.last_batch.remove(&bucket);
         if let Some(seg) = self.writable.remove(&bucket) {
-            let _ = self.sealer.send(SealJob::Seal(self.shard.clone(), seg));
+            let _ = self.sealer.send(SealJob::Seal(self.shard.clone(), seg, self.applied_lsn));
         }
     }
 

@@ -1,0 +1,415 @@
+//! The journal (docs/architecture.md, "Journal"): acknowledged records survive the loss of
+//! everything the shard files held past the last checkpoint; the journal's last frame torn at
+//! every byte offset or flipped at every byte is cut, never returned; damage followed by a
+//! later frame is refused; the two files are reused; a seal waits for a checkpoint; the journal
+//! turned off and on again; its faults. The randomized power-loss test is `power_loss.rs`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use portlog_engine::io::{FaultyIo, SharedIo};
+use portlog_engine::log::journal::{read_frame, Checkpoint, CHECKPOINT_FILE, FILE_NAMES, JOURNAL_DIR};
+use portlog_engine::{Error, Log, LogConfig, ManualClock, Record};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const NOW: i64 = DAY0_MS + 3_600_000;
+const SUB_PORTS: [&str; 3] = ["1069012345601", "10690123456", "1069099887766"];
+
+fn cfg() -> LogConfig {
+    LogConfig { shards: 2, checkpoint_bytes: 1 << 20, ..small_config(2) }
+}
+
+fn open_io(dir: &Path, cfg: LogConfig, io: &Arc<FaultyIo>) -> portlog_engine::Result<Log> {
+    Log::open_with_io(dir, cfg, Arc::new(ManualClock::new(NOW)), io.clone() as SharedIo)
+}
+
+fn open(dir: &Path, cfg: LogConfig) -> portlog_engine::Result<Log> {
+    Log::open(dir, cfg, Arc::new(ManualClock::new(NOW)))
+}
+
+fn batch(from: u64, n: u64) -> Vec<Record> {
+    (from..from + n).map(|i| rec(i, SUB_PORTS[(i % 3) as usize], DAY0_MS + i as i64)).collect()
+}
+
+fn all(log: &Log) -> Vec<Record> {
+    let mut v: Vec<Record> =
+        (0..log.shard_count()).flat_map(|s| collect(log.scan_shard(s, 0, i64::MAX).unwrap())).collect();
+    v.sort_by_key(|r| r.ts_ms);
+    v
+}
+
+/// The process dies with everything written still in the page cache (kill -9): `settle` makes
+/// it all durable, then no further operation reaches the disk (no last checkpoint at close).
+fn kill(log: Log, io: &Arc<FaultyIo>) {
+    io.settle();
+    io.crash();
+    drop(log);
+    io.power_loss().unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// Frame starts and ends in `file` after the checkpoint's offset (the journal in one file).
+fn frames(dir: &Path) -> (PathBuf, Vec<(usize, usize)>) {
+    let jdir = dir.join(JOURNAL_DIR);
+    let c = Checkpoint::read(&jdir).unwrap().unwrap();
+    let path = jdir.join(FILE_NAMES[c.file as usize]);
+    let buf = std::fs::read(&path).unwrap();
+    let mut at = c.offset as usize;
+    let mut out = Vec::new();
+    while let Some(f) = read_frame(&buf[at..], None, &path, at as u64).unwrap() {
+        out.push((at, at + f.len));
+        at += f.len;
+    }
+    (path, out)
+}
+
+#[test]
+fn acknowledged_records_survive_the_loss_of_every_unsynced_byte_of_the_shard_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    for seed in 0..40 {
+        let _ = std::fs::remove_dir_all(&dir);
+        let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), seed).unwrap());
+        let log = open_io(&dir, cfg(), &io).unwrap();
+        let mut want = Vec::new();
+        for b in 0..20 {
+            let recs = batch(b * 30, 30);
+            log.append(recs.clone()).unwrap();
+            want.extend(recs);
+        }
+        // The power goes out: the shard files lose (or garble) what no checkpoint synced.
+        io.crash();
+        drop(log);
+        let lost = io.power_loss().unwrap();
+        let log = open_io(&dir, cfg(), &io).unwrap();
+        assert_eq!(all(&log), want, "seed {seed}: {lost:?}");
+        let r = log.recovery();
+        assert_eq!(r.journal_frames, 20, "seed {seed}: every frame after the first checkpoint is replayed");
+        assert_eq!(r.journal_records, 600, "seed {seed}");
+        // Replayed, then checkpointed: a second restart replays nothing and finds the same.
+        log.close();
+        let log = open_io(&dir, cfg(), &io).unwrap();
+        assert_eq!(log.recovery().journal_frames, 0, "seed {seed}");
+        assert_eq!(all(&log), want, "seed {seed}");
+    }
+}
+
+/// Five acknowledged batches (one frame each) after the journal's first checkpoint, the process
+/// killed: the data directory, and the byte range of the last frame.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    pristine: PathBuf,
+    journal_file: PathBuf,
+    last: (usize, usize),
+    kept: Vec<Record>,
+    all: Vec<Record>,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 1).unwrap());
+    let log = open_io(&pristine, cfg(), &io).unwrap();
+    let mut all = Vec::new();
+    for b in 0..5 {
+        let recs = batch(b * 3, 3);
+        log.append(recs.clone()).unwrap();
+        all.extend(recs);
+    }
+    kill(log, &io);
+    let (path, fr) = frames(&pristine);
+    assert_eq!(fr.len(), 5, "one frame per acknowledged batch");
+    let rel = path.strip_prefix(&pristine).unwrap().to_path_buf();
+    Fixture { kept: all[..12].to_vec(), all, last: fr[4], journal_file: rel, pristine, _tmp: tmp }
+}
+
+impl Fixture {
+    /// A fresh copy of the killed directory, its journal file changed by `damage`.
+    fn damaged(&self, into: &Path, damage: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+        let _ = std::fs::remove_dir_all(into);
+        copy_dir(&self.pristine, into);
+        let p = into.join(&self.journal_file);
+        let mut b = std::fs::read(&p).unwrap();
+        damage(&mut b);
+        std::fs::write(&p, b).unwrap();
+        into.to_path_buf()
+    }
+}
+
+#[test]
+fn the_killed_process_loses_nothing_acknowledged() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = f.damaged(&tmp.path().join("d"), |_| {});
+    let log = open(&dir, cfg()).unwrap();
+    assert_eq!(all(&log), f.all);
+    assert_eq!(log.recovery().journal_frames, 5);
+}
+
+#[test]
+fn the_last_frame_torn_at_every_offset_is_cut_and_never_returned() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (start, end) = f.last;
+    for cut in start..end {
+        // Torn inside space written ahead: the frame's tail is the zeros it overwrote.
+        let dir = f.damaged(&tmp.path().join("d"), |b| b[cut..end].fill(0));
+        let log = open(&dir, cfg()).unwrap();
+        assert_eq!(all(&log), f.kept, "cut at {cut}");
+        assert_eq!(log.recovery().journal_frames, 4, "cut at {cut}");
+        // The next append takes the torn frame's place, and survives a restart.
+        let next = batch(100, 2);
+        log.append(next.clone()).unwrap();
+        log.close();
+        let log = open(&dir, cfg()).unwrap();
+        assert_eq!(all(&log), [f.kept.clone(), next].concat(), "cut at {cut}, after an append and a restart");
+    }
+    // The file itself cut short (a journal file whose writing ahead never reached the disk).
+    for cut in [start, start + 1, (start + end) / 2, end - 1] {
+        let dir = f.damaged(&tmp.path().join("d"), |b| b.truncate(cut));
+        let log = open(&dir, cfg()).unwrap();
+        assert_eq!(all(&log), f.kept, "file cut at {cut}");
+    }
+}
+
+#[test]
+fn the_last_frame_with_any_byte_flipped_is_cut_and_never_returned() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (start, end) = f.last;
+    for i in start..end {
+        let dir = f.damaged(&tmp.path().join("d"), |b| b[i] ^= 0x20);
+        let log = open(&dir, cfg()).unwrap();
+        assert_eq!(all(&log), f.kept, "flip at {i}");
+    }
+}
+
+#[test]
+fn damage_before_the_last_frame_is_refused_naming_the_file_never_cut() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, fr) = frames(&f.pristine);
+    let (s, _) = fr[2];
+    let dir = f.damaged(&tmp.path().join("d"), |b| b[s + 40] ^= 1);
+    let e = open(&dir, cfg()).unwrap_err();
+    match &e {
+        Error::Corrupt { path: p, detail, .. } => {
+            assert!(p.ends_with(path.file_name().unwrap()), "{e}");
+            assert!(
+                detail.contains("frame 3 is damaged") && detail.contains("frame 4 follows"),
+                "names both frames: {e}"
+            );
+        }
+        other => panic!("expected corruption, got {other}"),
+    }
+}
+
+#[test]
+fn a_shard_file_shorter_than_its_checkpoint_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let log = open(&dir, cfg()).unwrap();
+    log.append(batch(0, 30)).unwrap();
+    log.close();
+    let seg = walk(&dir).into_iter().find(|p| p.extension().is_some_and(|e| e == "open")).unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    std::fs::File::options().write(true).open(&seg).unwrap().set_len(len - 1).unwrap();
+    let e = open(&dir, cfg()).unwrap_err();
+    assert!(matches!(&e, Error::Corrupt { path, .. } if *path == seg), "{e}");
+    assert!(e.to_string().contains("checkpoint"), "{e}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_two_files_are_reused_and_a_kill_in_either_loses_nothing() {
+    // 256 KiB files, a checkpoint every 64 KiB: some 3 MB of frames go round the files many times.
+    let small = LogConfig { journal_file_bytes: 256 << 10, checkpoint_bytes: 64 << 10, ..cfg() };
+    let tmp = tempfile::tempdir().unwrap();
+    for (round, batches) in [(0u64, 97u64), (1, 160), (2, 211)] {
+        let dir = tmp.path().join(format!("r{round}"));
+        let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), round).unwrap());
+        let log = open_io(&dir, small.clone(), &io).unwrap();
+        let mut want = Vec::new();
+        for b in 0..batches {
+            let recs = batch(b * 100, 100);
+            log.append(recs.clone()).unwrap();
+            want.extend(recs);
+        }
+        let sizes: Vec<u64> =
+            FILE_NAMES.iter().map(|n| std::fs::metadata(dir.join(JOURNAL_DIR).join(n)).unwrap().len()).collect();
+        assert_eq!(sizes, vec![256 << 10; 2], "both files in use, never grown past their size");
+        kill(log, &io);
+        let log = open_io(&dir, small.clone(), &io).unwrap();
+        assert_eq!(all(&log), want, "round {round}");
+        assert!(log.recovery().journal_frames > 0, "round {round}");
+    }
+}
+
+#[test]
+fn an_append_larger_than_a_frame_is_cut_into_frames_and_acknowledged_whole() {
+    let small = LogConfig { journal_file_bytes: 256 << 10, checkpoint_bytes: 64 << 10, ..cfg() };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 3).unwrap());
+    let log = open_io(&dir, small.clone(), &io).unwrap();
+    // About 1 MB in one append: four files' worth of the 32 KiB frames.
+    let big = batch(0, 10_000);
+    log.append(big.clone()).unwrap();
+    kill(log, &io);
+    let log = open_io(&dir, small, &io).unwrap();
+    assert_eq!(all(&log), big);
+}
+
+#[test]
+fn a_seal_waits_for_a_checkpoint_so_that_no_replay_duplicates_sealed_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 5).unwrap());
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    let a = batch(0, 200);
+    log.append(a.clone()).unwrap();
+    log.seal_all().unwrap();
+    let b = batch(200, 50);
+    log.append(b.clone()).unwrap();
+    let before = Checkpoint::read(&dir.join(JOURNAL_DIR)).unwrap().unwrap();
+    assert!(before.lsn >= 1, "the seal's checkpoint covers the sealed rows' frame: {before:?}");
+    kill(log, &io);
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    assert_eq!(all(&log), [a, b].concat(), "sealed rows once, the later batch replayed");
+    assert_eq!(log.recovery().journal_frames, 1);
+    assert!(log.stats().sealed_segments >= 1);
+}
+
+#[test]
+fn the_journal_turned_off_is_replayed_then_removed_and_turned_on_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 9).unwrap());
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    let a = batch(0, 90);
+    log.append(a.clone()).unwrap();
+    kill(log, &io);
+    let off = LogConfig { journal: false, ..cfg() };
+    let log = open_io(&dir, off.clone(), &io).unwrap();
+    assert_eq!(log.recovery().journal_frames, 1);
+    assert_eq!(all(&log), a);
+    assert!(!dir.join(JOURNAL_DIR).join(CHECKPOINT_FILE).exists(), "the journal is gone once replayed");
+    let b = batch(90, 10);
+    log.append(b.clone()).unwrap();
+    kill(log, &io);
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    assert_eq!(all(&log), [a.clone(), b.clone()].concat());
+    assert_eq!(log.recovery().journal_frames, 0);
+    let c = batch(100, 10);
+    log.append(c.clone()).unwrap();
+    kill(log, &io);
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    assert_eq!(all(&log), [a, b, c].concat());
+}
+
+#[test]
+fn a_failed_journal_fsync_poisons_every_shard_and_a_restart_keeps_everything_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 11).unwrap());
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    let a = batch(0, 30);
+    log.append(a.clone()).unwrap();
+    io.set_fail_fsyncs(true);
+    let b = batch(30, 30);
+    let e = log.append(b.clone()).unwrap_err();
+    assert!(e.to_string().contains("journal-0.log") && e.to_string().contains("fdatasync"), "names the file: {e}");
+    let (_, cause) = log.poisoned().expect("poisoned");
+    assert!(cause.contains("injected fsync failure"), "{cause}");
+    io.heal();
+    let ops = io.ops();
+    let e = log.append(batch(60, 3)).unwrap_err();
+    assert!(matches!(e, Error::Poisoned { .. }), "{e}");
+    assert_eq!(io.ops(), ops, "a poisoned journal never writes or syncs again");
+    assert_eq!(all(&log), a, "the refused batch is never shown");
+    drop(log);
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    assert_eq!(log.poisoned(), None);
+    let got = all(&log);
+    // Written but not known to be synced: whole or absent, never in part.
+    assert!(got == a || got == [a.clone(), b.clone()].concat(), "{} records", got.len());
+    log.append(batch(60, 3)).unwrap();
+}
+
+#[test]
+fn a_failed_checkpoint_postpones_a_seal_which_the_next_checkpoint_lets_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 13).unwrap());
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    let a = batch(0, 100);
+    log.append(a.clone()).unwrap();
+    io.set_fail_renames(true);
+    log.seal_all().unwrap();
+    assert_eq!(log.stats().sealed_segments, 0, "no checkpoint, no seal");
+    assert_eq!(log.poisoned(), None, "a failed checkpoint does not stop appends");
+    io.heal();
+    let b = batch(100, 10);
+    log.append(b.clone()).unwrap();
+    assert_eq!(all(&log), [a.clone(), b.clone()].concat());
+    log.close();
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    log.seal_all().unwrap();
+    assert!(log.stats().sealed_segments >= 1);
+    assert_eq!(all(&log), [a, b].concat());
+}
+
+#[test]
+fn a_bucket_expired_and_written_again_never_reuses_an_identity_the_checkpoint_lists() {
+    use portlog_engine::log::expire::ExpireOptions;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 17).unwrap());
+    let one = LogConfig { shards: 1, ..cfg() };
+    let log = open_io(&dir, one.clone(), &io).unwrap();
+    log.append(batch(0, 40)).unwrap();
+    // A checkpoint listing the bucket's generation 0 at its length.
+    drop(log);
+    let log = open_io(&dir, one.clone(), &io).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let opts = ExpireOptions {
+        cutoff_ms: DAY0_MS + DAY_MS,
+        dry_run: false,
+        pause: std::time::Duration::ZERO,
+        cancel: &cancel,
+    };
+    let gone = log.expire(&opts).unwrap();
+    assert_eq!(gone.segments.len(), 1, "{gone:?}");
+    // The same bucket written again (a back-fill), then the process killed before any
+    // checkpoint: the new segment must not pass for the expired one.
+    let late = batch(1_000, 3);
+    log.append(late.clone()).unwrap();
+    kill(log, &io);
+    let log = open_io(&dir, one, &io).unwrap();
+    assert_eq!(all(&log), late);
+}
