@@ -6,15 +6,19 @@ use std::path::{Path, PathBuf};
 /// Bytes of the files below a directory (their lengths, not allocated blocks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirBytes {
-    /// Every regular file.
+    /// Every regular file, apart from portlog's journal (below).
     pub total: u64,
+    /// Files in a directory named `journal`: portlog's two journal files, a fixed size written
+    /// ahead whatever the records, reused round and round (and its checkpoint).
+    pub journal: u64,
     /// Files whose name ends with the suffix asked for (`.sst`, `.seg`).
     pub data: u64,
-    /// Number of regular files.
+    /// Number of regular files (the journal's apart).
     pub files: u64,
 }
 
-/// Sums the lengths of every file below `dir`; `data` counts those ending with `data_suffix`.
+/// Sums the lengths of every file below `dir`; `data` counts those ending with `data_suffix`,
+/// `journal` those in a `journal` directory (not in `total`).
 pub fn dir_bytes(dir: &Path, data_suffix: &str) -> Result<DirBytes> {
     let mut out = DirBytes::default();
     let mut stack = vec![dir.to_path_buf()];
@@ -24,6 +28,8 @@ pub fn dir_bytes(dir: &Path, data_suffix: &str) -> Result<DirBytes> {
             let meta = entry.metadata().with_context(|| format!("stat {}", entry.path().display()))?;
             if meta.is_dir() {
                 stack.push(entry.path());
+            } else if meta.is_file() && d.file_name().is_some_and(|n| n == "journal") {
+                out.journal += meta.len();
             } else if meta.is_file() {
                 out.total += meta.len();
                 out.files += 1;
@@ -131,8 +137,10 @@ mod tests {
         std::fs::create_dir(d.path().join("a")).unwrap();
         std::fs::write(d.path().join("a/x.sst"), [0u8; 100]).unwrap();
         std::fs::write(d.path().join("y.log"), [0u8; 10]).unwrap();
+        std::fs::create_dir(d.path().join("journal")).unwrap();
+        std::fs::write(d.path().join("journal/journal-0.log"), [0u8; 1000]).unwrap();
         let b = dir_bytes(d.path(), ".sst").unwrap();
-        assert_eq!(b, DirBytes { total: 110, data: 100, files: 2 });
+        assert_eq!(b, DirBytes { total: 110, journal: 1000, data: 100, files: 2 });
         assert!(fs_type(d.path()).is_some());
     }
 }
