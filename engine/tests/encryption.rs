@@ -184,6 +184,11 @@ fn no_canary_text_or_sub_port_on_disk_with_encryption_and_found_without() {
     write_canaries(plain.path(), None);
     let text_in = containing(plain.path(), CANARY_TEXT);
     assert!(text_in.iter().any(|p| p.extension().is_some_and(|e| e == "open")), "{text_in:?}");
+    // The journal's frames hold every record too: with encryption they must not show.
+    assert!(
+        text_in.iter().any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("journal-"))),
+        "{text_in:?}"
+    );
     let sp_in = containing(plain.path(), CANARY_SP);
     assert!(sp_in.iter().any(|p| p.extension().is_some_and(|e| e == "seg")), "{sp_in:?}");
     assert!(sp_in.iter().any(|p| p.extension().is_some_and(|e| e == "open")), "{sp_in:?}");

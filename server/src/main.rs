@@ -106,11 +106,14 @@ fn verify(log: &Log) -> Result<bool> {
         }
     }
     let st = log.stats();
+    let r = log.recovery();
     println!(
-        "verified {records} records in {} sealed and {} open segments; {} torn-tail bytes cut at open",
+        "verified {records} records in {} sealed and {} open segments; {} torn-tail bytes cut at open; {} journal frames ({} records) replayed after its checkpoint",
         st.sealed_segments,
         st.open_segments,
-        log.recovery().bytes_cut
+        r.bytes_cut,
+        r.journal_frames,
+        r.journal_records
     );
     Ok(ok)
 }
