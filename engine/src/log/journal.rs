@@ -333,31 +333,32 @@ pub fn replay(
     for (i, buf) in bufs.iter().enumerate() {
         let Some(buf) = buf.as_deref() else { continue };
         let magic = JFRAME_MAGIC.to_le_bytes();
-        for at in 0..buf.len().saturating_sub(JFRAME_HEADER_LEN - 1) {
-            if buf[at..at + 4] != magic {
-                continue;
-            }
-            let path = dir.join(FILE_NAMES[i]);
-            // A frame whose checksum verifies counts, whether or not its rows decode.
-            let lsn = match read_frame(&buf[at..], keys, &path, at as u64) {
-                Ok(Some(f)) => f.lsn,
-                Ok(None) => continue,
-                Err(_) => u64::from_le_bytes(buf[at + 8..at + 16].try_into().unwrap_or_default()),
-            };
-            if lsn > end.lsn {
-                return Err(Error::corrupt(
-                    dir.join(FILE_NAMES[end.file]),
-                    end.offset,
-                    format!(
-                        "journal frame {} is damaged or missing, yet frame {lsn} follows ({} offset {at}); refusing to drop acknowledged frames",
-                        end.lsn + 1,
-                        FILE_NAMES[i]
-                    ),
-                ));
-            }
+        for at in memchr::memmem::find_iter(buf, &magic) {
+            // Older frames (most of both files) are passed over on their header's LSN alone.
+            let Some(lsn) = verified_lsn_above(&buf[at..], end.lsn) else { continue };
+            return Err(Error::corrupt(
+                dir.join(FILE_NAMES[end.file]),
+                end.offset,
+                format!(
+                    "journal frame {} is damaged or missing, yet frame {lsn} follows ({} offset {at}); refusing to drop acknowledged frames",
+                    end.lsn + 1,
+                    FILE_NAMES[i]
+                ),
+            ));
         }
     }
     Ok(end)
+}
+
+/// The LSN of the frame at the start of `buf` if it is above `min` and the frame's checksum
+/// verifies (its rows are not decoded); `None` otherwise, without a checksum below `min`.
+fn verified_lsn_above(buf: &[u8], min: u64) -> Option<u64> {
+    let head = buf.get(..JFRAME_HEADER_LEN)?;
+    let word = |i: usize| head[i..i + 8].try_into().ok().map(u64::from_le_bytes);
+    let lsn = word(8).filter(|&l| l > min)?;
+    let payload_len = u32::from_le_bytes(head[4..8].try_into().ok()?) as usize;
+    let payload = buf.get(JFRAME_HEADER_LEN..JFRAME_HEADER_LEN + payload_len)?;
+    (checksum(&[&head[0..24], payload]) == word(24)?).then_some(lsn)
 }
 
 fn frame_at(
