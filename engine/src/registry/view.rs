@@ -119,23 +119,66 @@ impl Slot {
 }
 
 /// A sub-port as an integer: its digits' value times 32 plus the digit count (so that `0123`
-/// and `123` differ). `None` for anything that is not 1 to 20 digits. Parsing 13 digits costs
-/// less than hashing the string.
+/// and `123` differ). `None` for anything that is not 1 to 20 digits. On the check's hot path:
+/// a sub-port of 8 digits or more is read 8 bytes at a time as `u64` words straight from the
+/// string (the last 8 digits, the 8 before them, the rest; a shorter head is shifted into place
+/// behind ASCII zeros), each validated and converted with a few word operations
+/// ([`eight_digits`]) instead of a dependent multiply per digit. Shorter ones take the plain
+/// loop.
 #[inline]
 pub(crate) fn sp_key(sub_port: &str) -> Option<u128> {
     let b = sub_port.as_bytes();
-    if b.is_empty() || b.len() > 20 {
-        return None;
-    }
-    let mut v: u128 = 0;
-    for &c in b {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
+    let n = b.len();
+    if n < 8 {
+        if n == 0 {
             return None;
         }
-        v = v * 10 + u128::from(d);
+        let mut v: u64 = 0;
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
+        }
+        return Some(u128::from(v) * 32 + n as u128);
     }
-    Some(v * 32 + b.len() as u128)
+    if n > 20 {
+        return None;
+    }
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    // The first `k` (0 to 8) digits: the first word shifted so that they end at its top byte,
+    // ASCII zeros in front.
+    let head = |k: usize| match k {
+        0 => Some(0),
+        8 => eight_digits(word(0)),
+        k => eight_digits(word(0) << (8 * (8 - k)) | 0x3030_3030_3030_3030 >> (8 * k)),
+    };
+    let lo = eight_digits(word(n - 8))?;
+    let rest = n - 8;
+    let (hi, mid) = if rest > 8 { (head(rest - 8)?, eight_digits(word(rest - 8))?) } else { (0, head(rest)?) };
+    let v = u128::from(hi) * 10_000_000_000_000_000 + u128::from(mid * 100_000_000 + lo);
+    Some(v * 32 + n as u128)
+}
+
+/// The value of 8 ASCII digits read as a little-endian `u64` (the first digit in the lowest
+/// byte), or `None` when a byte is not a digit. SWAR: every byte's high nibble must be 3 and
+/// its low nibble at most 9 (adding 6 must not carry into the high nibble); then digits are
+/// paired, the pairs paired, and the halves joined by two multiplies.
+#[inline]
+fn eight_digits(x: u64) -> Option<u64> {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const SIXES: u64 = 0x0606_0606_0606_0606;
+    if x & HIGH != ZEROS || x.wrapping_add(SIXES) & HIGH != ZEROS {
+        return None;
+    }
+    let d = x - ZEROS;
+    // Each byte i: 10 * d_i + d_(i+1); the even bytes hold the pairs (two-digit values).
+    let d = d.wrapping_mul(10).wrapping_add(d >> 8);
+    let pairs_a = d & 0x0000_00FF_0000_00FF;
+    let pairs_b = (d >> 16) & 0x0000_00FF_0000_00FF;
+    Some((pairs_a.wrapping_mul(100 + (1_000_000 << 32)).wrapping_add(pairs_b.wrapping_mul(1 + (10_000 << 32)))) >> 32)
 }
 
 /// Hasher for [`sp_key`] keys: one multiply (the keys are distinct integers, not attacker-chosen
@@ -413,6 +456,65 @@ impl HotIndex {
                 return Some(e);
             }
             i = (i + 1) & self.mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The plain definition: one digit at a time.
+    fn sp_key_scalar(sub_port: &str) -> Option<u128> {
+        let b = sub_port.as_bytes();
+        if b.is_empty() || b.len() > 20 {
+            return None;
+        }
+        let mut v: u128 = 0;
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + u128::from(d);
+        }
+        Some(v * 32 + b.len() as u128)
+    }
+
+    #[test]
+    fn sp_key_edges() {
+        for s in ["0", "9", "106", "0106", "10690001", "1069000123456", "99999999999999999999", "00000000000000000000"]
+        {
+            assert_eq!(sp_key(s), sp_key_scalar(s), "{s}");
+            assert!(sp_key(s).is_some(), "{s}");
+        }
+        for s in ["", "999999999999999999999", "12a4", "1/", "1:", " 1", "1\u{0}", "１２", "12345678901234567890x"] {
+            assert_eq!(sp_key(s), None, "{s:?}");
+        }
+        assert_ne!(sp_key("0123"), sp_key("123"));
+        assert_eq!(sp_key("99999999999999999999"), Some(99_999_999_999_999_999_999u128 * 32 + 20));
+    }
+
+    proptest! {
+        #[test]
+        fn sp_key_agrees_with_the_scalar_parse(s in "[0-9]{0,22}") {
+            prop_assert_eq!(sp_key(&s), sp_key_scalar(&s));
+        }
+
+        #[test]
+        fn sp_key_agrees_on_any_bytes(s in "[0-9/:\\x00-\\x7f]{0,21}") {
+            prop_assert_eq!(sp_key(&s), sp_key_scalar(&s));
+        }
+
+        #[test]
+        fn one_wrong_byte_anywhere_agrees_with_the_scalar_parse(s in "[0-9]{1,20}", at in 0usize..20, c in any::<u8>()) {
+            let mut b = s.into_bytes();
+            let at = at % b.len();
+            b[at] = c;
+            if let Ok(s) = String::from_utf8(b) {
+                prop_assert_eq!(sp_key(&s), sp_key_scalar(&s));
+            }
         }
     }
 }
