@@ -13,6 +13,7 @@ pub mod check;
 mod consent;
 mod inspect;
 mod ledger;
+mod published;
 mod rejects;
 pub mod rejecttable;
 pub(crate) mod store;
@@ -23,7 +24,6 @@ use crate::clock::SharedClock;
 use crate::config::RegistryConfig;
 use crate::error::{Error, Result};
 use crate::record::{PhoneNumber, Usage};
-use arc_swap::ArcSwap;
 use rejecttable::RejectTable;
 use std::collections::HashMap;
 use std::path::Path;
@@ -71,7 +71,7 @@ struct Writer {
 }
 
 /// Everything the writer rebuilds and publishes: the check's snapshot plus lookups by id. One
-/// `ArcSwap` load gives the check all it reads (each load costs a fenced write on this path).
+/// load gives the check all it reads (`published.rs`: the check reads it without an atomic write).
 #[derive(Debug, Clone)]
 pub(crate) struct State {
     pub view: Arc<LedgerView>,
@@ -86,7 +86,7 @@ pub(crate) struct State {
 #[derive(Debug)]
 pub struct Registry {
     store: Store,
-    state: ArcSwap<State>,
+    state: published::Published,
     writer: Mutex<Writer>,
     clock: SharedClock,
     cfg: RegistryConfig,
@@ -165,7 +165,7 @@ impl Registry {
         };
         let view = Arc::new(ledger::build_view(&slots));
         let state = State { view, slots, providers, rejects: Arc::new(table) };
-        Ok(Registry { store, state: ArcSwap::from_pointee(state), writer: Mutex::new(writer), clock, cfg })
+        Ok(Registry { store, state: published::Published::new(state), writer: Mutex::new(writer), clock, cfg })
     }
 
     /// The configuration.
@@ -214,9 +214,9 @@ impl Registry {
 
     /// [`Registry::decide`] for many questions at once, answers appended to `out` in order: the
     /// same verdicts, from one snapshot and one reading of the clock. Each question's cache
-    /// misses (the sub-port's hot entry, then the reject filter block of its assignment) are
-    /// started 2 × [`BATCH_AHEAD`] and [`BATCH_AHEAD`] questions before it is answered, so
-    /// that the misses of several questions overlap: a batch costs less per question than
+    /// misses (the sub-port's hot entry and the reject filter block of its number) are started
+    /// 2 × [`BATCH_AHEAD`] questions before it is answered, and its hot entry read
+    /// [`BATCH_AHEAD`] before, so that the misses of several questions overlap: a batch costs less per question than
     /// single calls whenever its structures are not all in cache (measured in
     /// docs/benchmarks.md). The path of `CheckBatch` and `CheckStream` with `skip_since`.
     pub fn decide_batch(&self, questions: &[Question<'_>], out: &mut Vec<Result<Verdict>>) {
@@ -224,21 +224,20 @@ impl Registry {
         let state = self.state.load();
         let keys: Vec<Option<u128>> = questions.iter().map(|q| view::sp_key(q.sub_port)).collect();
         // Each question's hot entry in force, found once (BATCH_AHEAD questions before its
-        // answer, when its filter block is prefetched) and used by the answer.
+        // answer) and used by the answer.
         let mut hots: Vec<Option<&view::HotEntry>> = Vec::with_capacity(questions.len());
+        // Both lines of a question depend on its own input alone (the filter block on the
+        // number): started together, 2 × BATCH_AHEAD questions ahead.
         let hot_ahead = |j: usize| {
             if let Some(k) = keys.get(j).copied().flatten() {
                 state.view.prefetch_hot(k);
+                let q = &questions[j];
+                if let (Some(v), Usage::Commercial) = (rejecttable::key_of(q.number), q.usage) {
+                    state.rejects.prefetch(v);
+                }
             }
         };
-        let find_hot = |j: usize| {
-            let hot = keys[j].and_then(|k| state.view.hot(k)).filter(|h| h.in_force(at));
-            let q = &questions[j];
-            if let (Some(h), Some(v), Usage::Commercial) = (hot, rejecttable::key_of(q.number), q.usage) {
-                state.rejects.prefetch(h.id, v);
-            }
-            hot
-        };
+        let find_hot = |j: usize| keys[j].and_then(|k| state.view.hot(k)).filter(|h| h.in_force(at));
         for j in 0..questions.len().min(2 * BATCH_AHEAD) {
             hot_ahead(j);
         }
@@ -269,10 +268,18 @@ impl Registry {
             None if want_since => self.clock.now_ms(),
             None => self.clock.now_ms_coarse(),
         };
-        let state = self.state.load();
-        let key = view::sp_key(sub_port);
-        let hot = key.and_then(|k| state.view.hot(k)).filter(|h| h.in_force(at));
-        self.answer(&state, key, hot, number, usage, at, at_ms, text, want_since)
+        self.state.with(|state| {
+            // The reject filter's block depends on the number alone: start loading it now, so
+            // that its cache miss overlaps the sub-port lookup's instead of following it.
+            if usage == Usage::Commercial {
+                if let Some(v) = rejecttable::key_of(number) {
+                    state.rejects.prefetch(v);
+                }
+            }
+            let key = view::sp_key(sub_port);
+            let hot = key.and_then(|k| state.view.hot(k)).filter(|h| h.in_force(at));
+            self.answer(state, key, hot, number, usage, at, at_ms, text, want_since)
+        })
     }
 
     /// The verdict at `at` (`at_ms`: the instant the caller asked about, None for now) in
