@@ -68,22 +68,26 @@ impl Published {
     #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         let generation = self.generation.load(Ordering::Acquire);
-        CACHE.with(|cache| match cache.try_borrow_mut() {
-            Ok(mut cached) => {
-                let fresh = matches!(&*cached, Some((id, g, _)) if *id == self.id && *g == generation);
-                if !fresh {
-                    // The generation was read before the state: a store in between leaves a
-                    // newer state under an older generation, reloaded at the next call.
-                    *cached = Some((self.id, generation, self.cell.load_full()));
-                }
-                match &*cached {
-                    Some((_, _, state)) => f(state),
-                    None => f(&self.cell.load()),
-                }
+        let mut f = Some(f);
+        let cached = CACHE.try_with(|cache| {
+            // Re-entered from inside `f` (not done today): the plain path, below.
+            let mut cached = cache.try_borrow_mut().ok()?;
+            let fresh = matches!(&*cached, Some((id, g, _)) if *id == self.id && *g == generation);
+            if !fresh {
+                // The generation was read before the state: a store in between leaves a newer
+                // state under an older generation, reloaded at the next call.
+                *cached = Some((self.id, generation, self.cell.load_full()));
             }
-            // Re-entered from inside `f` (not done today): the plain path.
-            Err(_) => f(&self.cell.load()),
-        })
+            let (_, _, state) = cached.as_ref()?;
+            f.take().map(|f| f(state))
+        });
+        match (cached, f) {
+            (Ok(Some(r)), _) => r,
+            // No cache (re-entered, or this thread's locals already destroyed): one `ArcSwap`
+            // load, as every other path reads the state.
+            (_, Some(f)) => f(&self.cell.load()),
+            (_, None) => unreachable!("`f` ran but gave no answer"),
+        }
     }
 }
 
