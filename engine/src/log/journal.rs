@@ -21,7 +21,7 @@
 //!   records acknowledged since, once each.
 
 use super::frame::{self, SegmentHeader, HEADER_LEN, OPEN_MAGIC};
-use super::shard::{fsync_dir, Shard};
+use super::shard::{fsync_dir, replace_file, shard_dir, Shard};
 use super::writer::Request;
 use crate::codec::checksum;
 use crate::config::{LogConfig, SyncPolicy};
@@ -156,14 +156,7 @@ impl Checkpoint {
 
     /// Writes `dir/CHECKPOINT` atomically (temporary file, fsync, rename, fsync of the directory).
     pub fn write(&self, io: &dyn Io, dir: &Path) -> Result<()> {
-        let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-        let path = dir.join(CHECKPOINT_FILE);
-        let f = io.create(&tmp).map_err(Error::io("create", &tmp))?;
-        f.write_all_at(&self.encode(), 0).map_err(Error::io("write", &tmp))?;
-        f.sync_all().map_err(Error::io("fsync", &tmp))?;
-        drop(f);
-        io.rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
-        fsync_dir(io, dir)
+        replace_file(io, dir, CHECKPOINT_FILE, &self.encode())
     }
 }
 
@@ -390,7 +383,7 @@ pub struct Rewind {
 pub fn rewind(io: &dyn Io, data: &Path, shards: u32, c: &Checkpoint) -> Result<Rewind> {
     let mut out = Rewind::default();
     for id in 0..shards {
-        let sdir = data.join("log").join(format!("shard-{id:03}"));
+        let sdir = shard_dir(data, id);
         let entries = match std::fs::read_dir(&sdir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

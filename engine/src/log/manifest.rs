@@ -37,13 +37,7 @@ impl Manifest {
     pub fn write(&self, io: &dyn Io, dir: &Path) -> Result<()> {
         let body = self.body();
         let text = format!("{body}checksum {:016x}\n", checksum(&[body.as_bytes()]));
-        let tmp = dir.join("MANIFEST.tmp");
-        let path = dir.join("MANIFEST");
-        let f = io.create(&tmp).map_err(Error::io("create", &tmp))?;
-        f.write_all_at(text.as_bytes(), 0).map_err(Error::io("write", &tmp))?;
-        f.sync_all().map_err(Error::io("fsync", &tmp))?;
-        io.rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
-        io.sync_dir(dir).map_err(Error::io("fsync directory", dir))
+        super::shard::replace_file(io, dir, "MANIFEST", text.as_bytes())
     }
 
     /// Reads `dir/MANIFEST`; `Ok(None)` when there is none (a new directory).

@@ -189,7 +189,7 @@ impl Log {
         let (sealer_tx, sealer_rx) = bounded::<SealJob>(4096);
         let mut shards = Vec::new();
         for id in 0..manifest.shards {
-            let sdir = dir.join("log").join(format!("shard-{id:03}"));
+            let sdir = shard::shard_dir(&dir, id);
             let (s, r) = Shard::open(id, sdir, now, io.clone(), keys.clone())?;
             recovery.open_segments += r.open_segments;
             recovery.sealed_segments += r.sealed_segments;
@@ -392,6 +392,18 @@ impl Log {
             return self.submit_journaled(records, &j.handle.tx);
         }
         let mut acks = Vec::new();
+        for (s, recs) in self.parts_to_send(records)? {
+            let (tx, rx) = bounded(1);
+            self.senders[s].send(Request::Append { records: recs, ack: tx, lsn: 0 }).map_err(|_| Error::Closed)?;
+            acks.push(rx);
+        }
+        Ok(PendingAppend { acks })
+    }
+
+    /// `records` by shard (the shards they touch only, in their order), refused before anything
+    /// is sent when one of those shards is poisoned.
+    fn parts_to_send(&self, records: Vec<Record>) -> Result<Vec<(usize, Vec<Record>)>> {
+        let mut parts = Vec::new();
         for (s, recs) in self.split_by_shard(records).into_iter().enumerate() {
             if recs.is_empty() {
                 continue;
@@ -399,11 +411,9 @@ impl Log {
             if let Some(cause) = self.shards[s].poison_cause() {
                 return Err(Error::Poisoned { shard: s as u32, cause });
             }
-            let (tx, rx) = bounded(1);
-            self.senders[s].send(Request::Append { records: recs, ack: tx, lsn: 0 }).map_err(|_| Error::Closed)?;
-            acks.push(rx);
+            parts.push((s, recs));
         }
-        Ok(PendingAppend { acks })
+        Ok(parts)
     }
 
     /// [`Log::submit`] through the journal: the records in frames of at most
@@ -428,13 +438,7 @@ impl Log {
         let mut requests = Vec::with_capacity(chunks.len());
         for chunk in chunks {
             let mut parts = Vec::new();
-            for (s, recs) in self.split_by_shard(chunk).into_iter().enumerate() {
-                if recs.is_empty() {
-                    continue;
-                }
-                if let Some(cause) = self.shards[s].poison_cause() {
-                    return Err(Error::Poisoned { shard: s as u32, cause });
-                }
+            for (s, recs) in self.parts_to_send(chunk)? {
                 let (atx, arx) = bounded(1);
                 parts.push(journal::Part { shard: s, records: recs, ack: atx });
                 acks.push(arx);

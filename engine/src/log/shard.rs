@@ -210,3 +210,21 @@ fn remove(io: &dyn Io, path: &Path) -> Result<()> {
 pub fn fsync_dir(io: &dyn Io, dir: &Path) -> Result<()> {
     io.sync_dir(dir).map_err(Error::io("fsync directory", dir))
 }
+
+/// Replaces `dir/name` with `bytes` atomically: written to `name.tmp`, fsynced, renamed over
+/// `name`, then the directory fsynced. A crash leaves the old file or the new one, never a mix.
+pub fn replace_file(io: &dyn Io, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let f = io.create(&tmp).map_err(Error::io("create", &tmp))?;
+    f.write_all_at(bytes, 0).map_err(Error::io("write", &tmp))?;
+    f.sync_all().map_err(Error::io("fsync", &tmp))?;
+    drop(f);
+    io.rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
+    fsync_dir(io, dir)
+}
+
+/// The directory of shard `id` under the data directory `data`.
+pub fn shard_dir(data: &Path, id: u32) -> PathBuf {
+    data.join("log").join(format!("shard-{id:03}"))
+}

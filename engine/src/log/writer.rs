@@ -82,6 +82,16 @@ struct Pending {
     lsn: u64,
 }
 
+/// An append joins the batch being gathered; any other request ends it, to be done once the
+/// batch is committed.
+fn sort(r: Request) -> std::result::Result<Pending, After> {
+    match r {
+        Request::Append { records, ack, lsn } => Ok(Pending { records, ack, lsn }),
+        Request::Retire { buckets, ack } => Err(After::Retire(buckets, ack)),
+        Request::Sync { reply } => Err(After::Sync(reply)),
+    }
+}
+
 /// Rows bound for one segment within a batch.
 struct SegBatch {
     seg: Arc<OpenSegment>,
@@ -156,10 +166,9 @@ impl Writer {
             };
             let mut batch = Vec::new();
             let mut after = None;
-            match first {
-                Request::Append { records, ack, lsn } => batch.push(Pending { records, ack, lsn }),
-                Request::Retire { buckets, ack } => after = Some(After::Retire(buckets, ack)),
-                Request::Sync { reply } => after = Some(After::Sync(reply)),
+            match sort(first) {
+                Ok(p) => batch.push(p),
+                Err(a) => after = Some(a),
             }
             if after.is_none() {
                 self.gather(&rx, &mut batch, &mut after);
@@ -200,18 +209,14 @@ impl Writer {
                 },
                 Err(_) => break,
             };
-            match next {
-                Request::Append { records, ack, lsn } => {
-                    n += records.len();
-                    bytes += records.iter().map(Record::approx_bytes).sum::<usize>();
-                    batch.push(Pending { records, ack, lsn });
+            match sort(next) {
+                Ok(p) => {
+                    n += p.records.len();
+                    bytes += p.records.iter().map(Record::approx_bytes).sum::<usize>();
+                    batch.push(p);
                 }
-                Request::Retire { buckets, ack } => {
-                    *after = Some(After::Retire(buckets, ack));
-                    break;
-                }
-                Request::Sync { reply } => {
-                    *after = Some(After::Sync(reply));
+                Err(a) => {
+                    *after = Some(a);
                     break;
                 }
             }
@@ -296,11 +301,7 @@ impl Writer {
             }
         }
         if let Some(e) = failure {
-            for sb in segs.values() {
-                if let Err(re) = sb.seg.rollback_to(sb.len_before) {
-                    self.poison(format!("{e}; then {re}"));
-                }
-            }
+            self.undo(&segs, &e);
             return Err(e);
         }
         if let Some(j) = &self.journal {
@@ -308,11 +309,7 @@ impl Writer {
             // journal says so, nothing is published; if it fails, the rows are undone.
             let lsn = batch.iter().map(|p| p.lsn).max().unwrap_or(0);
             if let Err(cause) = j.wait_durable(lsn) {
-                for sb in segs.values() {
-                    if let Err(re) = sb.seg.rollback_to(sb.len_before) {
-                        self.poison(format!("{cause}; then {re}"));
-                    }
-                }
+                self.undo(&segs, &cause);
                 self.poison(format!("journal: {cause}"));
                 return Err(Error::Poisoned { shard: self.shard.id, cause: format!("journal: {cause}") });
             }
@@ -323,11 +320,7 @@ impl Writer {
             }
         } else if self.cfg.sync != SyncPolicy::None {
             for sb in segs.values() {
-                if let Err(e) = sb.seg.sync(self.cfg.sync == SyncPolicy::Full) {
-                    // Never retry a failed fsync: the kernel may have dropped the dirty pages.
-                    self.poison(e.to_string());
-                    return Err(e);
-                }
+                self.sync_segment(&sb.seg)?;
             }
         }
         for (bucket, fi, at) in placed {
@@ -358,6 +351,22 @@ impl Writer {
         Ok(())
     }
 
+    /// Cuts each segment of a failed batch back to its length before the batch; a segment that
+    /// cannot be cut poisons the shard.
+    fn undo(&self, segs: &BTreeMap<i64, SegBatch>, cause: &dyn std::fmt::Display) {
+        for sb in segs.values() {
+            if let Err(re) = sb.seg.rollback_to(sb.len_before) {
+                self.poison(format!("{cause}; then {re}"));
+            }
+        }
+    }
+
+    /// Syncs `seg` by the sync policy; a failure poisons the shard. Never retry a failed fsync:
+    /// the kernel may have dropped the dirty pages.
+    fn sync_segment(&self, seg: &OpenSegment) -> Result<()> {
+        seg.sync(self.cfg.sync == SyncPolicy::Full).inspect_err(|e| self.poison(e.to_string()))
+    }
+
     /// A journal checkpoint's part: syncs the open segments written since the last one, then
     /// lists every open segment of the shard with its length.
     fn checkpoint_sync(&mut self) -> Result<Vec<SegLen>> {
@@ -365,10 +374,7 @@ impl Writer {
             return Err(Error::Poisoned { shard: self.shard.id, cause });
         }
         for seg in std::mem::take(&mut self.dirty).into_values() {
-            if let Err(e) = seg.sync(self.cfg.sync == SyncPolicy::Full) {
-                self.poison(e.to_string());
-                return Err(e);
-            }
+            self.sync_segment(&seg)?;
         }
         let id = self.shard.id;
         Ok(self
