@@ -339,7 +339,7 @@ impl RejectTable {
 
     /// Membership of `v` (a number key) under assignment `a`. Never blocks; one cache line
     /// unless the bucket is full.
-    #[inline]
+    #[inline(always)]
     pub fn contains(&self, a: u32, v: u64) -> bool {
         let Some(h) = self.hash(a, v) else { return false };
         if !self.filter_may_contain(v) {

@@ -125,7 +125,7 @@ impl Slot {
 /// behind ASCII zeros), each validated and converted with a few word operations
 /// ([`eight_digits`]) instead of a dependent multiply per digit. Shorter ones take the plain
 /// loop.
-#[inline]
+#[inline(always)]
 pub(crate) fn sp_key(sub_port: &str) -> Option<u128> {
     let b = sub_port.as_bytes();
     let n = b.len();
