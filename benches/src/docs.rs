@@ -255,8 +255,8 @@ pub fn sections(sizes: &Sizes) -> Vec<Section> {
             "check",
             "portlog-check-bench",
             pick(
-                "--rejects 10000000 --assignments 100000 --checks 2000000",
-                "--rejects 200000 --assignments 2000 --checks 50000",
+                "--rejects 10000000 --assignments 100000 --checks 2000000 --repeat 5",
+                "--rejects 200000 --assignments 2000 --checks 50000 --repeat 2",
             ),
             Markdown,
         ),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! portlog-check-bench [--rejects N] [--assignments N] [--zipf S] [--checks N] [--hit-percent P]
-//!                     [--writer-rate N] [--dir DIR] [--json] [--seed N]
+//!                     [--writer-rate N] [--repeat N] [--dir DIR] [--json] [--seed N]
 //! ```
 //!
 //! Setup: one provider, `--assignments` commercial sub-ports, `--rejects` rejects spread over
@@ -11,6 +11,10 @@
 //! which measures the load time. While a writer thread registers `--writer-rate` new rejects/s
 //! (synced batches of 100 every 10 ms), one thread runs `--checks` checks, each timed on its own
 //! with `Instant` (the timer's own cost is measured and reported, and NOT subtracted).
+//! `--repeat N` runs the in-memory rows (portlog's four and the `HashSet` peer, all while the
+//! writer runs) N times over the same questions, round after round, and reports each figure as
+//! the median of the rounds with the range of the p50s: one round on a shared host can fall in
+//! a noisy spell (the peer's p50 was seen to double between runs an hour apart).
 //!
 //! Rows: `portlog check` is the whole `Registry::check` (sub-port lookup, assignment in force,
 //! provider flags, usage, reject set, consent; `at` = now from the system clock; a hit also
@@ -75,9 +79,10 @@ fn live() -> isize {
 }
 
 const USAGE: &str = "usage: portlog-check-bench [--rejects N] [--assignments N] [--zipf S] [--checks N]
-                          [--hit-percent P] [--writer-rate N] [--dir DIR] [--json] [--seed N]
+                          [--hit-percent P] [--writer-rate N] [--repeat N] [--dir DIR] [--json]
+                          [--seed N]
   defaults: --rejects 10000000 --assignments 100000 --zipf 1.0 --checks 2000000 --hit-percent 1
-            --writer-rate 10000 --seed 42";
+            --writer-rate 10000 --repeat 1 --seed 42";
 
 #[derive(Debug)]
 struct Args {
@@ -87,6 +92,7 @@ struct Args {
     checks: usize,
     hit_percent: f64,
     writer_rate: u64,
+    repeat: usize,
     dir: Option<std::path::PathBuf>,
     json: bool,
     seed: u64,
@@ -100,6 +106,7 @@ fn parse_args() -> Result<Args> {
         checks: 2_000_000,
         hit_percent: 1.0,
         writer_rate: 10_000,
+        repeat: 1,
         dir: None,
         json: false,
         seed: 42,
@@ -117,6 +124,7 @@ fn parse_args() -> Result<Args> {
             "--hit-percent" => a.hit_percent = num(val()?)?,
             "--writer-rate" => a.writer_rate = num(val()?)? as u64,
             "--seed" => a.seed = num(val()?)? as u64,
+            "--repeat" => a.repeat = num(val()?)? as usize,
             "--dir" => a.dir = Some(val()?.into()),
             "--json" => a.json = true,
             "-h" | "--help" => {
@@ -126,8 +134,8 @@ fn parse_args() -> Result<Args> {
             other => bail!("unknown flag {other:?}\n{USAGE}"),
         }
     }
-    if a.assignments == 0 || a.rejects == 0 || a.checks == 0 {
-        bail!("--rejects, --assignments and --checks must be positive");
+    if a.assignments == 0 || a.rejects == 0 || a.checks == 0 || a.repeat == 0 {
+        bail!("--rejects, --assignments, --checks and --repeat must be positive");
     }
     Ok(a)
 }
@@ -141,7 +149,7 @@ fn random_number(rng: &mut impl Rng) -> u64 {
     13_000_000_000 + rng.gen_range(0..7_000_000_000u64)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Row {
     name: &'static str,
     p50_ns: f64,
@@ -151,6 +159,42 @@ struct Row {
     hit_p50_ns: f64,
     hit_p99_ns: f64,
     bytes_per_reject: Option<f64>,
+    /// The lowest and highest p50 of the rounds (`--repeat`); equal to `p50_ns` for one round.
+    p50_min_ns: f64,
+    p50_max_ns: f64,
+    /// Rounds behind the figures.
+    rounds: usize,
+}
+
+/// The median of `v` (NaN when empty or all NaN: rows without hits).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| !x.is_nan());
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One row from the same row's rounds: each figure the median over the rounds, and the range
+/// of the p50s.
+fn over_rounds(rounds: Vec<Row>) -> Row {
+    let f = |get: fn(&Row) -> f64| median(rounds.iter().map(get).collect());
+    let p50s = rounds.iter().map(|r| r.p50_ns);
+    Row {
+        name: rounds[0].name,
+        p50_ns: f(|r| r.p50_ns),
+        p99_ns: f(|r| r.p99_ns),
+        p999_ns: f(|r| r.p999_ns),
+        max_ns: f(|r| r.max_ns),
+        hit_p50_ns: f(|r| r.hit_p50_ns),
+        hit_p99_ns: f(|r| r.hit_p99_ns),
+        bytes_per_reject: rounds[0].bytes_per_reject,
+        p50_min_ns: p50s.clone().fold(f64::INFINITY, f64::min),
+        p50_max_ns: p50s.fold(f64::NEG_INFINITY, f64::max),
+        rounds: rounds.len(),
+    }
 }
 
 fn pct(v: &mut [u32], p: f64) -> f64 {
@@ -229,9 +273,13 @@ fn load_latency(mib: usize, rng: &mut impl Rng) -> (f64, f64) {
 }
 
 fn row(name: &'static str, (mut all, mut hits): (Vec<u32>, Vec<u32>), bytes: Option<f64>) -> Row {
+    let p50 = pct(&mut all, 0.5);
     Row {
         name,
-        p50_ns: pct(&mut all, 0.5),
+        p50_ns: p50,
+        p50_min_ns: p50,
+        p50_max_ns: p50,
+        rounds: 1,
         p99_ns: pct(&mut all, 0.99),
         p999_ns: pct(&mut all, 0.999),
         max_ns: pct(&mut all, 1.0),
@@ -343,6 +391,15 @@ fn main() -> Result<()> {
     let sp_len = sub_port(0).len();
     let sub_ports: Vec<&str> = (0..a.assignments).map(|i| &sp_buf[i * sp_len..(i + 1) * sp_len]).collect();
 
+    // The HashSet peer, built before the writer starts so that its rounds run beside the
+    // others, under the same writer.
+    let before = live();
+    let mut hs: HashSet<(u32, u64)> = HashSet::new();
+    for &k in &keys {
+        hs.insert(k);
+    }
+    let hs_bytes = (live() - before) as f64 / a.rejects as f64;
+
     // The writer: new rejects at writer_rate/s, in synced batches every 10 ms.
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
@@ -404,69 +461,71 @@ fn main() -> Result<()> {
     };
     eprintln!("system clock read: {clock_ns:.1} ns");
     let t = Instant::now();
-    let check_row = row(
-        "portlog check (with since read)",
-        time_queries(&queries, |asg, n| {
-            let number = PhoneNumber::from_u64(n).expect("valid");
-            let v = reg.check(sub_ports[asg as usize - 1], number, Usage::Commercial, None, None).expect("check");
-            !v.allow
-        }),
-        Some(portlog_bytes),
-    );
-    let decide_row = row(
-        "portlog decide (check at now, no since read)",
-        time_queries(&queries, |asg, n| {
-            let number = PhoneNumber::from_u64(n).expect("valid");
-            !reg.decide(sub_ports[asg as usize - 1], number, Usage::Commercial, None).expect("decide").allow
-        }),
-        Some(portlog_bytes),
-    );
-    // The same questions through `decide_batch`, 1,000 per call (a `CheckBatch`'s size): the
-    // value per batch is its time divided by its questions, the questions' conversion included
-    // as in the rows above; p50 and p99 are over the batches.
-    let batch_row = {
-        let mut per_check = Vec::with_capacity(queries.len() / BATCH + 1);
-        let mut qs = Vec::with_capacity(BATCH);
-        let mut out = Vec::with_capacity(BATCH);
-        for chunk in queries.chunks(BATCH) {
-            qs.clear();
-            out.clear();
-            let t = Instant::now();
-            qs.extend(chunk.iter().map(|&(_, asg, n)| Question {
-                sub_port: sub_ports[asg as usize - 1],
-                number: PhoneNumber::from_u64(n).expect("valid"),
-                usage: Usage::Commercial,
-                text: None,
-            }));
-            reg.decide_batch(&qs, &mut out);
-            let ns = t.elapsed().as_nanos() as f64 / chunk.len() as f64;
-            for (v, &(hit, asg, n)) in out.iter().zip(chunk) {
-                let denied = !v.as_ref().expect("decide_batch").allow;
-                assert_eq!(denied, hit, "decide_batch: wrong answer for assignment {asg} number {n}");
+    // Rows by round: [decide, batch, check, table, HashSet].
+    let mut rounds: Vec<Vec<Row>> = vec![Vec::new(); 5];
+    for _ in 0..a.repeat {
+        let check_row = row(
+            "portlog check (with since read)",
+            time_queries(&queries, |asg, n| {
+                let number = PhoneNumber::from_u64(n).expect("valid");
+                let v = reg.check(sub_ports[asg as usize - 1], number, Usage::Commercial, None, None).expect("check");
+                !v.allow
+            }),
+            Some(portlog_bytes),
+        );
+        let decide_row = row(
+            "portlog decide (check at now, no since read)",
+            time_queries(&queries, |asg, n| {
+                let number = PhoneNumber::from_u64(n).expect("valid");
+                !reg.decide(sub_ports[asg as usize - 1], number, Usage::Commercial, None).expect("decide").allow
+            }),
+            Some(portlog_bytes),
+        );
+        // The same questions through `decide_batch`, 1,000 per call (a `CheckBatch`'s size): the
+        // value per batch is its time divided by its questions, the questions' conversion included
+        // as in the rows above; p50 and p99 are over the batches.
+        let batch_row = {
+            let mut per_check = Vec::with_capacity(queries.len() / BATCH + 1);
+            let mut qs = Vec::with_capacity(BATCH);
+            let mut out = Vec::with_capacity(BATCH);
+            for chunk in queries.chunks(BATCH) {
+                qs.clear();
+                out.clear();
+                let t = Instant::now();
+                qs.extend(chunk.iter().map(|&(_, asg, n)| Question {
+                    sub_port: sub_ports[asg as usize - 1],
+                    number: PhoneNumber::from_u64(n).expect("valid"),
+                    usage: Usage::Commercial,
+                    text: None,
+                }));
+                reg.decide_batch(&qs, &mut out);
+                let ns = t.elapsed().as_nanos() as f64 / chunk.len() as f64;
+                for (v, &(hit, asg, n)) in out.iter().zip(chunk) {
+                    let denied = !v.as_ref().expect("decide_batch").allow;
+                    assert_eq!(denied, hit, "decide_batch: wrong answer for assignment {asg} number {n}");
+                }
+                per_check.push(ns.round() as u32);
             }
-            per_check.push(ns.round() as u32);
+            row(BATCH_ROW, (per_check, Vec::new()), Some(portlog_bytes))
+        };
+        // Membership alone, straight on the reject table.
+        let set_row = row(
+            "portlog table (membership only)",
+            time_queries(&queries, |asg, n| reg.in_reject_set(asg, PhoneNumber::from_u64(n).expect("valid"))),
+            Some(st.reject_set_bytes as f64 / a.rejects as f64),
+        );
+        let hs_row =
+            row("HashSet<(u32, u64)>", time_queries(&queries, |asg, n| hs.contains(&(asg, n))), Some(hs_bytes));
+        for (i, r) in [decide_row, batch_row, check_row, set_row, hs_row].into_iter().enumerate() {
+            rounds[i].push(r);
         }
-        row(BATCH_ROW, (per_check, Vec::new()), Some(portlog_bytes))
-    };
+    }
     let during = t.elapsed();
     let w_before = written.load(Ordering::Relaxed);
-    // Membership alone, straight on the reject table.
-    let set_row = row(
-        "portlog table (membership only)",
-        time_queries(&queries, |asg, n| reg.in_reject_set(asg, PhoneNumber::from_u64(n).expect("valid"))),
-        Some(st.reject_set_bytes as f64 / a.rejects as f64),
-    );
     stop.store(true, Ordering::Relaxed);
     writer.join().map_err(|_| anyhow!("writer panicked"))??;
     let rate = w_before as f64 / during.as_secs_f64();
 
-    let before = live();
-    let mut hs: HashSet<(u32, u64)> = HashSet::new();
-    for &k in &keys {
-        hs.insert(k);
-    }
-    let hs_bytes = (live() - before) as f64 / a.rejects as f64;
-    let hs_row = row("HashSet<(u32, u64)>", time_queries(&queries, |asg, n| hs.contains(&(asg, n))), Some(hs_bytes));
     drop(hs);
 
     let before = live();
@@ -520,7 +579,8 @@ fn main() -> Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed ^ 0x1add);
     let ladder: Vec<(usize, (f64, f64))> = LADDER_MIB.iter().map(|&m| (m, load_latency(m, &mut rng))).collect();
 
-    let rows = [decide_row, batch_row, check_row, set_row, hs_row, rt_row, rocks_row];
+    let mut rows: Vec<Row> = rounds.into_iter().map(over_rounds).collect();
+    rows.extend([rt_row, rocks_row]);
     if a.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);
@@ -533,11 +593,29 @@ fn main() -> Result<()> {
             "{} rejects, {} assignments (Zipf {}), {} checks ({}% hits), writer {:.0} rejects/s during the check run, timer cost {timer:.0} ns (included), open {load:.2?}",
             a.rejects, a.assignments, a.zipf, a.checks, a.hit_percent, rate
         );
-        println!("| structure | p50 ns | p99 ns | p99.9 ns | max ns | hit p50 ns | hit p99 ns | bytes/reject |");
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-        for r in &rows {
+        let repeated = a.repeat > 1;
+        if repeated {
+            println!();
             println!(
-                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+                "{} rounds of the first five rows, one after the other: each figure is the median of the rounds, with the range of the rounds' p50s; the last two rows ran once, after the writer stopped",
+                a.repeat
+            );
+            println!();
+        }
+        let range_head = if repeated { " p50 range ns |" } else { "" };
+        let range_rule = if repeated { "---:|" } else { "" };
+        println!(
+            "| structure | p50 ns |{range_head} p99 ns | p99.9 ns | max ns | hit p50 ns | hit p99 ns | bytes/reject |"
+        );
+        println!("|---|---:|{range_rule}---:|---:|---:|---:|---:|---:|");
+        for r in &rows {
+            let range = match (repeated, r.rounds > 1) {
+                (false, _) => String::new(),
+                (true, true) => format!(" {:.0}–{:.0} |", r.p50_min_ns, r.p50_max_ns),
+                (true, false) => " — |".to_string(),
+            };
+            println!(
+                "| {} | {:.0} |{range} {:.0} | {:.0} | {:.0} | {} | {} | {} |",
                 r.name,
                 r.p50_ns,
                 r.p99_ns,
@@ -571,4 +649,29 @@ fn ns_or_dash(ns: f64) -> String {
 
 fn a_clone(a: &Args) -> Args {
     Args { dir: a.dir.clone(), ..*a }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_skip_missing_figures() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![f64::NAN, 5.0]), 5.0);
+        assert!(median(vec![f64::NAN]).is_nan());
+    }
+
+    #[test]
+    fn a_row_over_rounds_takes_each_figure_s_median_and_the_p50_range() {
+        let r =
+            |p50: u32, p99: u32| row("x", ((0..100).map(|i| if i < 98 { p50 } else { p99 }).collect(), vec![]), None);
+        let got = over_rounds(vec![r(90, 400), r(120, 500), r(100, 450)]);
+        assert_eq!(
+            (got.p50_ns, got.p99_ns, got.p50_min_ns, got.p50_max_ns, got.rounds),
+            (100.0, 450.0, 90.0, 120.0, 3)
+        );
+        assert!(got.hit_p50_ns.is_nan());
+    }
 }
