@@ -317,6 +317,11 @@ impl Registry {
         // `with` was copied three times, and a perf profile put a third of the check's own time
         // on the store-forwarding stalls of those copies. Anything else answers in full below.
         let since_wanted = want_since || at_ms.is_some();
+        let at_of = || match at_ms {
+            Some(t) => t,
+            None if want_since => self.clock.now_ms(),
+            None => self.now_coarse(),
+        };
         let quick = self.state.with(|state| {
             // The reject filter's block depends on the number alone, the hot entry's line on
             // the sub-port alone: start loading both before anything else, so that the two
@@ -331,22 +336,14 @@ impl Registry {
             if text.is_some() {
                 return None;
             }
-            let at = match at_ms {
-                Some(t) => t,
-                None if want_since => self.clock.now_ms(),
-                None => self.now_coarse(),
-            };
+            let at = at_of();
             let hot = state.view.hot(key).filter(|h| h.in_force(at))?;
             answer_hot(state, hot, number, usage, since_wanted)
         });
         if let Some(q) = quick {
             return Ok(q.verdict());
         }
-        let at = match at_ms {
-            Some(t) => t,
-            None if want_since => self.clock.now_ms(),
-            None => self.now_coarse(),
-        };
+        let at = at_of();
         self.state.with(|state| {
             let key = view::sp_key(sub_port);
             let hot = key.and_then(|k| state.view.hot(k)).filter(|h| h.in_force(at));
