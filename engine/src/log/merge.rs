@@ -126,10 +126,9 @@ impl OpenCursor {
             if ix.rows.is_empty() || !filter.overlaps(ix.min_ts_ms, ix.max_ts_ms) {
                 return None;
             }
-            let pick = |ids: &[u32]| ids.iter().filter_map(|&i| ix.rows.get(i as usize).copied()).collect::<Vec<_>>();
             match (&filter.peer, &filter.sub_port) {
-                (Some(p), _) => ix.by_peer.get(p).map(|v| pick(v)).unwrap_or_default(),
-                (None, Some(s)) => ix.by_sub_port.get(s.as_str()).map(|v| pick(v)).unwrap_or_default(),
+                (Some(p), _) => ix.rows_of_peer(*p),
+                (None, Some(s)) => ix.rows_of_sub_port(s.as_str()),
                 (None, None) => ix.rows.clone(),
             }
         };
