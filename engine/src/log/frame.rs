@@ -204,17 +204,34 @@ pub fn split_row(buf: &[u8]) -> Result<(&[u8], usize), &'static str> {
     Ok((body, ROW_HEADER_LEN + len))
 }
 
-/// Builds one frame around already-encoded rows.
-pub fn encode_frame(rows: &[u8], count: u32) -> Vec<u8> {
-    let payload_len = 4 + rows.len();
-    let mut f = Vec::with_capacity(FRAME_HEADER_LEN + payload_len);
-    f.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
-    f.extend_from_slice(&(payload_len as u32).to_le_bytes());
-    f.extend_from_slice(&[0u8; 8]);
-    f.extend_from_slice(&count.to_le_bytes());
-    f.extend_from_slice(rows);
+/// Bytes of a frame before its rows: the header and the row count.
+pub const FRAME_ROWS_AT: usize = FRAME_HEADER_LEN + 4;
+
+/// Starts a frame in `buf` (cleared, its capacity kept): room for the header and the row count,
+/// which [`finish_frame`] fills in once the rows are appended after them. A writer builds its
+/// frames in place this way, with no copy of the rows into a second buffer.
+pub fn start_frame(buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.resize(FRAME_ROWS_AT, 0);
+}
+
+/// Fills in the header of a frame begun with [`start_frame`] whose `count` rows follow it.
+pub fn finish_frame(f: &mut [u8], count: u32) {
+    debug_assert!(f.len() >= FRAME_ROWS_AT);
+    let payload_len = (f.len() - FRAME_HEADER_LEN) as u32;
+    f[0..4].copy_from_slice(&FRAME_MAGIC.to_le_bytes());
+    f[4..8].copy_from_slice(&payload_len.to_le_bytes());
+    f[FRAME_HEADER_LEN..FRAME_ROWS_AT].copy_from_slice(&count.to_le_bytes());
     let c = checksum(&[&f[0..8], &f[FRAME_HEADER_LEN..]]);
     f[8..16].copy_from_slice(&c.to_le_bytes());
+}
+
+/// Builds one frame around already-encoded rows.
+pub fn encode_frame(rows: &[u8], count: u32) -> Vec<u8> {
+    let mut f = Vec::with_capacity(FRAME_ROWS_AT + rows.len());
+    start_frame(&mut f);
+    f.extend_from_slice(rows);
+    finish_frame(&mut f, count);
     f
 }
 
