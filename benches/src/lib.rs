@@ -11,6 +11,7 @@
 //!   common "logical bytes" measure of the side-by-side benchmark;
 //! * [`rocks`]: the compact key/value layout and options of the RocksDB side;
 //! * [`disk`]: bytes a data directory occupies;
+//! * [`stats`]: the median the harnesses report over rounds;
 //! * [`pg`]: a throw-away PostgreSQL server (initdb, pg_ctl) on loopback;
 //! * [`compare`]: the side-by-side harness `portlog-compare` (portlog, RocksDB, PostgreSQL);
 //! * [`docs`]: docs/benchmarks.md's generated sections, their commands and the marker
@@ -38,6 +39,7 @@ pub mod generator;
 pub mod host;
 pub mod pg;
 pub mod rocks;
+pub mod stats;
 pub mod templates;
 
 pub use generator::{Generator, WorkloadConfig, DEFAULT_START_MS};

@@ -39,6 +39,7 @@
 //! timed like the checks (`load_latency`): what one cache miss costs on this host in this run.
 
 use anyhow::{anyhow, bail, Result};
+use portlog_benches::stats::median;
 use portlog_engine::registry::{AssignInput, ProviderInput, RejectInput, RejectSource};
 use portlog_engine::{PhoneNumber, Question, Registry, RegistryConfig, SystemClock, Usage};
 use rand::{Rng, SeedableRng};
@@ -167,17 +168,6 @@ struct Row {
     p50_max_ns: f64,
     /// Rounds behind the figures.
     rounds: usize,
-}
-
-/// The median of `v` (NaN when empty or all NaN: rows without hits).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| !x.is_nan());
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// One row from the same row's rounds: each figure the median over the rounds, and the range
@@ -689,14 +679,6 @@ fn a_clone(a: &Args) -> Args {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn medians_skip_missing_figures() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(vec![f64::NAN, 5.0]), 5.0);
-        assert!(median(vec![f64::NAN]).is_nan());
-    }
 
     #[test]
     fn a_row_over_rounds_takes_each_figure_s_median_and_the_p50_range() {

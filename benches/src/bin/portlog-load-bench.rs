@@ -52,6 +52,7 @@
 //! "vs Redis" ratio is the median of the per-round ratios.
 
 use anyhow::{anyhow, bail, Context, Result};
+use portlog_benches::stats::median;
 use portlog_benches::{Generator, Templates, WorkloadConfig};
 use portlog_client::{proto, Client};
 use rand::{Rng, SeedableRng};
@@ -1159,20 +1160,6 @@ fn row(ph: Phase, mut rec: Rec, secs: f64, cpu: Cores, bg: f64) -> Row {
         bg_ingest_per_s: bg,
         wrong: rec.wrong,
         unexpected_denials: rec.unexpected,
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| !x.is_nan());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
     }
 }
 
