@@ -9,7 +9,7 @@ use crate::io::{Io, IoFile};
 use crate::record::Record;
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Largest frame payload accepted when reading back (above any configurable batch).
@@ -113,6 +113,12 @@ pub struct OpenSegment {
     written: AtomicU64,
     /// Engine-clock time of the last append, for idle sealing.
     pub last_write_ms: AtomicI64,
+    /// The length known durable: at the last successful fsync (the header's, at creation).
+    synced: AtomicU64,
+    /// An fsync of this file failed: the kernel may have dropped its unsynced pages, so rows
+    /// past `synced` may read back as zeros or old bytes until a reopen replays them from the
+    /// journal. Never cleared: a failed fsync is never retried.
+    sync_failed: AtomicBool,
     index: RwLock<OpenIndex>,
 }
 
@@ -160,6 +166,8 @@ impl OpenSegment {
             cipher,
             written: AtomicU64::new(HEADER_LEN as u64),
             last_write_ms: AtomicI64::new(now_ms),
+            synced: AtomicU64::new(HEADER_LEN as u64),
+            sync_failed: AtomicBool::new(false),
             index: RwLock::new(OpenIndex::default()),
         })
     }
@@ -236,10 +244,14 @@ impl OpenSegment {
             pos += f.len;
         }
         let repair = TailRepair { bytes_cut: (buf.len() - pos) as u64 };
+        // What was read may be page cache only (the process crashed, the machine did not):
+        // durable for sure only once synced here or later.
+        let mut synced = HEADER_LEN as u64;
         if repair.bytes_cut > 0 {
             tracing::warn!(path = %path.display(), offset = pos, bytes_cut = repair.bytes_cut, "cutting a torn tail");
             file.set_len(pos as u64).map_err(Error::io("truncate", path))?;
             file.sync_all().map_err(Error::io("fsync", path))?;
+            synced = pos as u64;
         }
         Ok(Some((
             Self {
@@ -249,6 +261,8 @@ impl OpenSegment {
                 cipher,
                 written: AtomicU64::new(pos as u64),
                 last_write_ms: AtomicI64::new(now_ms),
+                synced: AtomicU64::new(synced),
+                sync_failed: AtomicBool::new(false),
                 index: RwLock::new(index),
             },
             repair,
@@ -301,13 +315,22 @@ impl OpenSegment {
         Ok(())
     }
 
-    /// Writer only: makes the written frames durable.
+    /// Writer only: makes the written frames durable. After a failure, rows not yet synced
+    /// are no longer read from the file ([`OpenSegment::read_row`]).
     pub fn sync(&self, full: bool) -> Result<()> {
-        if full {
+        let len = self.written.load(Ordering::Acquire);
+        let done = if full {
             self.file.sync_all().map_err(Error::io("fsync", &self.path))
         } else {
             self.file.sync_data().map_err(Error::io("fdatasync", &self.path))
+        };
+        match done {
+            Ok(()) => {
+                self.synced.fetch_max(len, Ordering::AcqRel);
+            }
+            Err(_) => self.sync_failed.store(true, Ordering::Release),
         }
+        done
     }
 
     /// Writer only: makes durable rows visible to readers. `rows` are `(record, offset of its
@@ -320,14 +343,35 @@ impl OpenSegment {
         self.last_write_ms.store(now_ms, Ordering::Release);
     }
 
-    /// Reads and verifies one row.
+    /// Reads and verifies one row. A row that was not yet synced when an fsync of this file
+    /// failed is refused with [`Error::Poisoned`]: the kernel may have dropped its page, and
+    /// what the file gives back there is not the row (the journal holds it; a reopen replays it).
     pub fn read_row(&self, row: RowRef) -> Result<Record> {
+        self.check_synced(row)?;
         let mut buf = vec![0u8; row.len as usize];
         self.file.read_exact_at(&mut buf, row.off).map_err(Error::io("read", &self.path))?;
-        let (body, _) = frame::split_row(&buf).map_err(|d| Error::corrupt(&self.path, row.off, d))?;
+        // An fsync failing while the row was read is seen here, not as corruption.
+        let damaged = |d| self.check_synced(row).err().unwrap_or_else(|| Error::corrupt(&self.path, row.off, d));
+        let (body, _) = frame::split_row(&buf).map_err(damaged)?;
         let plain = frame::plain_body(body, self.cipher.as_ref(), row.off)
             .map_err(|e| Error::crypto(&self.path, row.off, "row", None, e))?;
-        frame::decode_row_body(&plain).map_err(|d| Error::corrupt(&self.path, row.off, d))
+        frame::decode_row_body(&plain).map_err(damaged)
+    }
+
+    /// `Err(Poisoned)` for a row past the last good fsync of a file whose fsync failed.
+    fn check_synced(&self, row: RowRef) -> Result<()> {
+        if !self.sync_failed.load(Ordering::Acquire)
+            || row.off + u64::from(row.len) <= self.synced.load(Ordering::Acquire)
+        {
+            return Ok(());
+        }
+        Err(Error::Poisoned {
+            shard: self.header.shard,
+            cause: format!(
+                "an fsync of {} failed, so its rows written since the last good fsync are not read from it; the journal holds the acknowledged ones and a reopen replays them",
+                self.path.display()
+            ),
+        })
     }
 }
 
