@@ -160,33 +160,35 @@ impl Checkpoint {
     }
 }
 
-/// Appends one journal frame of `records` with sequence number `lsn` to `out`; its payload is
-/// the records' rows (docs/format.md, "Row"), sealed with the ring's active key when there is
-/// a ring.
+/// The rows of `records` (docs/format.md, "Row"), as a journal frame's payload holds them:
+/// what a caller builds for its part before handing it to the journal thread.
+pub fn encode_rows<'a>(out: &mut Vec<u8>, records: impl IntoIterator<Item = &'a Record>) {
+    for r in records {
+        frame::encode_row(out, r);
+    }
+}
+
+/// Appends one journal frame with sequence number `lsn` to `out`; its payload is `count` rows
+/// (docs/format.md, "Row"), given in pieces built by [`encode_rows`], sealed with the ring's
+/// active key when there is a ring.
 pub fn encode_frame<'a>(
     out: &mut Vec<u8>,
     lsn: u64,
-    records: impl Iterator<Item = &'a Record>,
+    rows: impl Iterator<Item = &'a [u8]>,
+    count: u32,
     keys: Option<&KeyRing>,
     scratch: &mut Vec<u8>,
 ) -> std::result::Result<(), crypto::CryptoError> {
     let start = out.len();
     out.extend_from_slice(&[0u8; JFRAME_HEADER_LEN]);
-    let mut count = 0u32;
     let key_id = match keys {
         None => {
-            for r in records {
-                frame::encode_row(out, r);
-                count += 1;
-            }
+            rows.for_each(|r| out.extend_from_slice(r));
             NO_KEY
         }
         Some(k) => {
             scratch.clear();
-            for r in records {
-                frame::encode_row(scratch, r);
-                count += 1;
-            }
+            rows.for_each(|r| scratch.extend_from_slice(r));
             let id = k.active_id();
             if let Err(e) = k.seal(id, &crypto::aad(Purpose::Journal, &lsn.to_le_bytes()), scratch, out) {
                 out.truncate(start);
@@ -553,6 +555,9 @@ pub struct Part {
     pub shard: usize,
     /// The records, already validated.
     pub records: Vec<Record>,
+    /// Their rows ([`encode_rows`]), built by the caller so that the journal thread, which
+    /// every append passes through, only copies them into its frame.
+    pub rows: Vec<u8>,
     /// Where the outcome goes.
     pub ack: Sender<Result<()>>,
 }
@@ -851,8 +856,9 @@ impl Journal {
         }
         let lsn = self.last_lsn + 1;
         self.buf.clear();
-        let records = batch.iter().flatten().flat_map(|p| &p.records);
-        if let Err(e) = encode_frame(&mut self.buf, lsn, records, self.keys.as_deref(), &mut self.scratch) {
+        let rows = batch.iter().flatten().map(|p| p.rows.as_slice());
+        let count = batch.iter().flatten().map(|p| p.records.len() as u32).sum();
+        if let Err(e) = encode_frame(&mut self.buf, lsn, rows, count, self.keys.as_deref(), &mut self.scratch) {
             let path = self.dir.join(FILE_NAMES[self.cur]);
             return Self::fail_parts(batch, &Error::crypto(&path, self.off, "journal frame", None, e));
         }
@@ -881,9 +887,9 @@ impl Journal {
         // Hand the records out first: the writers write their rows while the frame is synced.
         self.last_lsn = lsn;
         for p in batch.into_iter().flatten() {
-            let Part { shard, records, ack } = p;
+            let Part { shard, records, rows, ack } = p;
             if let Err(crossbeam_channel::SendError(Request::Append { ack, .. })) =
-                self.senders[shard].send(Request::Append { records, ack, lsn })
+                self.senders[shard].send(Request::Append { records, rows, ack, lsn })
             {
                 let _ = ack.send(Err(Error::Closed));
             }
@@ -994,7 +1000,11 @@ mod tests {
     fn frame_round_trip_and_damage_is_the_end() {
         let recs: Vec<Record> = (0..3).map(rec).collect();
         let mut buf = Vec::new();
-        encode_frame(&mut buf, 7, recs.iter(), None, &mut Vec::new()).unwrap();
+        let mut rows = Vec::new();
+        encode_rows(&mut rows, &recs[..2]);
+        let mut more = Vec::new();
+        encode_rows(&mut more, &recs[2..]);
+        encode_frame(&mut buf, 7, [&rows[..], &more[..]].into_iter(), 3, None, &mut Vec::new()).unwrap();
         let p = Path::new("j");
         let f = read_frame(&buf, None, p, 0).unwrap().unwrap();
         assert_eq!((f.lsn, f.len, &f.records), (7, buf.len(), &recs));

@@ -301,7 +301,9 @@ impl Log {
                     continue;
                 }
                 let (tx, rx) = bounded(1);
-                self.senders[s].send(Request::Append { records: recs, ack: tx, lsn }).map_err(|_| Error::Closed)?;
+                self.senders[s]
+                    .send(Request::Append { records: recs, rows: Vec::new(), ack: tx, lsn })
+                    .map_err(|_| Error::Closed)?;
                 acks.push(rx);
             }
             Ok(())
@@ -394,7 +396,9 @@ impl Log {
         let mut acks = Vec::new();
         for (s, recs) in self.parts_to_send(records)? {
             let (tx, rx) = bounded(1);
-            self.senders[s].send(Request::Append { records: recs, ack: tx, lsn: 0 }).map_err(|_| Error::Closed)?;
+            self.senders[s]
+                .send(Request::Append { records: recs, rows: Vec::new(), ack: tx, lsn: 0 })
+                .map_err(|_| Error::Closed)?;
             acks.push(rx);
         }
         Ok(PendingAppend { acks })
@@ -440,7 +444,9 @@ impl Log {
             let mut parts = Vec::new();
             for (s, recs) in self.parts_to_send(chunk)? {
                 let (atx, arx) = bounded(1);
-                parts.push(journal::Part { shard: s, records: recs, ack: atx });
+                let mut rows = Vec::with_capacity(recs.iter().map(Record::approx_bytes).sum());
+                journal::encode_rows(&mut rows, &recs);
+                parts.push(journal::Part { shard: s, records: recs, rows, ack: atx });
                 acks.push(arx);
             }
             if !parts.is_empty() {

@@ -23,6 +23,10 @@ pub enum Request {
     Append {
         /// The records, already validated.
         records: Vec<Record>,
+        /// Their rows, one after another as [`frame::encode_row`] makes them, when the caller
+        /// built them for the journal; empty otherwise. A plaintext segment takes them as they
+        /// are instead of encoding the records again.
+        rows: Vec<u8>,
         /// Where the outcome goes.
         ack: Sender<Result<()>>,
         /// The journal frame holding them (0 without a journal): durable once the journal says so.
@@ -80,6 +84,7 @@ enum After {
 
 struct Pending {
     records: Vec<Record>,
+    rows: Vec<u8>,
     ack: Sender<Result<()>>,
     lsn: u64,
 }
@@ -88,10 +93,43 @@ struct Pending {
 /// batch is committed.
 fn sort(r: Request) -> std::result::Result<Pending, After> {
     match r {
-        Request::Append { records, ack, lsn } => Ok(Pending { records, ack, lsn }),
+        Request::Append { records, rows, ack, lsn } => Ok(Pending { records, rows, ack, lsn }),
         Request::Retire { buckets, ack } => Err(After::Retire(buckets, ack)),
         Request::Sync { reply } => Err(After::Sync(reply)),
     }
+}
+
+/// The rows a caller built for a request's records, one at a time; none at all when they are
+/// missing or do not hold exactly one row per record (the writer then encodes the records).
+struct RowsOf<'a> {
+    rows: &'a [u8],
+}
+
+impl<'a> RowsOf<'a> {
+    fn new(rows: &'a [u8], count: usize) -> Self {
+        let mut rest = rows;
+        let mut n = 0;
+        while let Some(len) = row_len(rest) {
+            rest = &rest[len..];
+            n += 1;
+        }
+        let whole = n == count && rest.is_empty();
+        RowsOf { rows: if whole { rows } else { &[] } }
+    }
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let len = row_len(self.rows)?;
+        let (row, rest) = self.rows.split_at(len);
+        self.rows = rest;
+        Some(row)
+    }
+}
+
+/// Bytes of the row at the start of `rows` (header and body), if it is all there.
+fn row_len(rows: &[u8]) -> Option<usize> {
+    let body = u32::from_le_bytes(rows.get(..4)?.try_into().ok()?) as usize;
+    let len = frame::ROW_HEADER_LEN.checked_add(body)?;
+    (len <= rows.len()).then_some(len)
 }
 
 /// Rows bound for one segment within a batch.
@@ -283,7 +321,9 @@ impl Writer {
         let frame_max = self.cfg.batch_bytes_max;
         let mut scratch = Vec::new();
         for (pi, p) in batch.iter().enumerate() {
+            let mut rows = RowsOf::new(&p.rows, p.records.len());
             for (ri, r) in p.records.iter().enumerate() {
+                let row = rows.next();
                 let bucket = crate::time::bucket_start_ms(r.ts_ms, self.cfg.bucket_ms, self.cfg.tz_offset_ms);
                 if let std::collections::btree_map::Entry::Vacant(v) = segs.entry(bucket) {
                     let seg = self.segment_for(bucket, now)?;
@@ -306,7 +346,10 @@ impl Writer {
                 let Some(fb) = sb.frames.last_mut() else { continue };
                 let at = fb.rows_len() as u64;
                 match sb.seg.cipher() {
-                    None => frame::encode_row(&mut fb.frame, r),
+                    None => match row {
+                        Some(row) => fb.frame.extend_from_slice(row),
+                        None => frame::encode_row(&mut fb.frame, r),
+                    },
                     Some(c) => {
                         let row_off = fb.at + FRAME_ROWS_AT as u64 + at;
                         frame::encode_row_encrypted(&mut fb.frame, r, c, row_off, &mut scratch)
@@ -482,5 +525,57 @@ impl Writer {
         for b in due {
             self.retire(b);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Direction, PhoneNumber, SubPort, Usage};
+
+    fn rec(i: u32) -> Record {
+        Record {
+            dir: Direction::Mt,
+            sub_port: SubPort::parse("1069012345601").unwrap(),
+            peer: PhoneNumber::parse("13800138000").unwrap(),
+            ts_ms: 1_777_599_000_000 + i64::from(i),
+            usage: Some(Usage::Commercial),
+            text: "验证码".repeat(i as usize),
+        }
+    }
+
+    fn row(r: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame::encode_row(&mut out, r);
+        out
+    }
+
+    #[test]
+    fn a_callers_rows_are_taken_one_per_record() {
+        let recs: Vec<Record> = (0..4).map(rec).collect();
+        let mut rows = Vec::new();
+        crate::log::journal::encode_rows(&mut rows, &recs);
+        let mut it = RowsOf::new(&rows, recs.len());
+        for r in &recs {
+            assert_eq!(it.next(), Some(row(r).as_slice()));
+        }
+        assert_eq!(it.next(), None);
+    }
+
+    #[test]
+    fn rows_that_do_not_match_the_records_are_not_taken_at_all() {
+        let recs: Vec<Record> = (0..3).map(rec).collect();
+        let mut rows = Vec::new();
+        crate::log::journal::encode_rows(&mut rows, &recs);
+        // One row too many or too few for the records.
+        assert_eq!(RowsOf::new(&rows, 2).next(), None);
+        assert_eq!(RowsOf::new(&rows, 4).next(), None);
+        // A cut anywhere inside the last row.
+        let last = row(&recs[2]).len();
+        for cut in 1..last {
+            assert_eq!(RowsOf::new(&rows[..rows.len() - cut], 3).next(), None, "cut {cut}");
+        }
+        // No rows: the writer encodes.
+        assert_eq!(RowsOf::new(&[], 3).next(), None);
     }
 }
