@@ -93,6 +93,11 @@ pub struct LogConfig {
     /// frames before it need no replay), in bytes (default 32 MiB, half a journal file: a file
     /// is covered by a checkpoint before the journal comes back to it).
     pub checkpoint_bytes: u64,
+    /// With the journal: once this many bytes of an open segment are written and not yet
+    /// handed to the disk, the writer starts their writeback (`sync_file_range`, no wait), so
+    /// that a checkpoint's sync finds little left and stalls the journal's `fdatasync` less
+    /// (docs/operations.md, "Starting"). In bytes; 0 leaves it all to the checkpoint.
+    pub writeback_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -123,6 +128,7 @@ impl Default for LogConfig {
             journal: true,
             journal_file_bytes: 64 << 20,
             checkpoint_bytes: 32 << 20,
+            writeback_bytes: 1 << 20,
         }
     }
 }

@@ -413,3 +413,70 @@ fn a_bucket_expired_and_written_again_never_reuses_an_identity_the_checkpoint_li
     let log = open_io(&dir, one, &io).unwrap();
     assert_eq!(all(&log), late);
 }
+
+/// Between checkpoints a writer hands its rows to the disk once `writeback_bytes` have built up
+/// (0: never), and nothing of that counts as durable: after a power loss the journal still
+/// brings back every acknowledged record.
+#[test]
+fn written_rows_go_to_the_disk_a_step_at_a_time_and_a_power_loss_still_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    for step in [0, 16 << 10] {
+        let dir = tmp.path().join(format!("data-{step}"));
+        let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 11).unwrap());
+        let cfg = LogConfig { writeback_bytes: step, ..cfg() };
+        let log = open_io(&dir, cfg.clone(), &io).unwrap();
+        let mut want = Vec::new();
+        for b in 0..20 {
+            let recs = batch(b * 100, 100);
+            log.append(recs.clone()).unwrap();
+            want.extend(recs);
+        }
+        let started = io.writebacks();
+        if step == 0 {
+            assert_eq!(started, 0, "writeback_bytes = 0 starts none");
+        } else {
+            // About 100 KB of rows a shard, a start every 16 KiB of them.
+            assert!(started >= 4, "only {started} writebacks started for 16 KiB steps");
+        }
+        io.crash();
+        drop(log);
+        let lost = io.power_loss().unwrap();
+        let log = open_io(&dir, cfg, &io).unwrap();
+        assert_eq!(all(&log), want, "step {step}: {lost:?}");
+    }
+}
+
+/// A writeback that cannot be started fails its batch like a failed write: the error names
+/// the file, the rows are undone, the shard is not poisoned and the next append succeeds; a
+/// restart has every acknowledged record, and the refused batch whole or not at all (its
+/// journal frame may be replayed).
+#[test]
+fn a_writeback_that_cannot_start_refuses_the_batch_and_the_next_append_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 12).unwrap());
+    let cfg = LogConfig { writeback_bytes: 1, ..cfg() };
+    let log = open_io(&dir, cfg.clone(), &io).unwrap();
+    let first = batch(0, 30);
+    log.append(first.clone()).unwrap();
+    io.set_fail_writebacks(true);
+    let refused = batch(30, 30);
+    let e = log.append(refused.clone()).unwrap_err().to_string();
+    assert!(e.contains("start writeback of") && e.contains(".open"), "{e}");
+    assert_eq!(all(&log), first, "the refused rows are undone");
+    io.set_fail_writebacks(false);
+    assert!(log.poisoned().is_none(), "a writeback that never started loses nothing");
+    let last = batch(60, 30);
+    log.append(last.clone()).unwrap();
+    let mut want = first.clone();
+    want.extend(last.clone());
+    assert_eq!(all(&log), want);
+    kill(log, &io);
+    let log = open_io(&dir, cfg, &io).unwrap();
+    let got = all(&log);
+    let mut with_refused = first;
+    with_refused.extend(refused);
+    with_refused.extend(last);
+    with_refused.sort_by_key(|r| r.ts_ms);
+    assert!(got == want || got == with_refused, "{} records after the restart", got.len());
+}

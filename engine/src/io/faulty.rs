@@ -55,6 +55,7 @@ struct Faults {
     fail_writes: bool,
     fail_fsyncs: bool,
     fail_renames: bool,
+    fail_writebacks: bool,
     short_writes: bool,
     disk_full: bool,
     countdown: Option<u64>,
@@ -98,6 +99,9 @@ struct State {
     files: HashMap<u64, Track>,
     dir_ops: Vec<DirOp>,
     trash_seq: u64,
+    /// Writebacks started ([`IoFile::start_writeback`]); not counted as operations, and
+    /// nothing becomes durable by them.
+    writebacks: u64,
 }
 
 impl State {
@@ -170,6 +174,7 @@ impl FaultyIo {
             files: HashMap::new(),
             dir_ops: Vec::new(),
             trash_seq: 0,
+            writebacks: 0,
         };
         Ok(Self { state: Arc::new(Mutex::new(state)), trash })
     }
@@ -192,6 +197,11 @@ impl FaultyIo {
     /// Every rename fails (`EIO`).
     pub fn set_fail_renames(&self, on: bool) {
         self.lock().faults.fail_renames = on;
+    }
+
+    /// Every start of a writeback ([`IoFile::start_writeback`]) fails (`EIO`).
+    pub fn set_fail_writebacks(&self, on: bool) {
+        self.lock().faults.fail_writebacks = on;
     }
 
     /// Writes write a random part of their bytes (at least one).
@@ -221,6 +231,11 @@ impl FaultyIo {
     /// Operations that changed (or tried to change) the disk so far.
     pub fn ops(&self) -> u64 {
         self.lock().ops
+    }
+
+    /// Writebacks started so far ([`IoFile::start_writeback`]).
+    pub fn writebacks(&self) -> u64 {
+        self.lock().writebacks
     }
 
     /// Faults injected so far (failed operations, dropped pages).
@@ -587,6 +602,19 @@ impl IoFile for FaultyFile {
 
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
+    }
+
+    fn start_writeback(&self, off: u64, len: u64) -> io::Result<()> {
+        let mut s = self.lock();
+        if s.faults.crashed {
+            return Err(io::Error::other("simulated power loss: writeback refused"));
+        }
+        if s.faults.fail_writebacks {
+            return Err(s.injected("injected writeback failure".to_string()));
+        }
+        s.writebacks += 1;
+        // Durability is unchanged: only a sync moves `durable_len`.
+        self.inner.start_writeback(off, len)
     }
 }
 

@@ -35,6 +35,13 @@ pub trait IoFile: Send + Sync + Debug {
     /// The current length.
     fn len(&self) -> io::Result<u64>;
 
+    /// Starts writing `len` bytes at `off` back to the disk, without waiting and without
+    /// making anything durable (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`), so that a
+    /// later sync has less to write. Doing nothing is correct, and is the default.
+    fn start_writeback(&self, _off: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Whether the file is empty.
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
@@ -132,6 +139,21 @@ impl IoFile for OsFile {
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+    // The one system call std does not wrap; the crate denies unsafe code elsewhere.
+    #[allow(unsafe_code)]
+    fn start_writeback(&self, off: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "writeback range past i64"));
+        };
+        // SAFETY: a plain system call on a descriptor this struct owns; no memory is passed.
+        let r = unsafe { libc::sync_file_range(self.0.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 }
 

@@ -115,6 +115,8 @@ pub struct OpenSegment {
     pub last_write_ms: AtomicI64,
     /// The length known durable: at the last successful fsync (the header's, at creation).
     synced: AtomicU64,
+    /// The length whose writeback was started ([`OpenSegment::start_writeback`]).
+    written_back: AtomicU64,
     /// An fsync of this file failed: the kernel may have dropped its unsynced pages, so rows
     /// past `synced` may read back as zeros or old bytes until a reopen replays them from the
     /// journal. Never cleared: a failed fsync is never retried.
@@ -167,6 +169,7 @@ impl OpenSegment {
             written: AtomicU64::new(HEADER_LEN as u64),
             last_write_ms: AtomicI64::new(now_ms),
             synced: AtomicU64::new(HEADER_LEN as u64),
+            written_back: AtomicU64::new(HEADER_LEN as u64),
             sync_failed: AtomicBool::new(false),
             index: RwLock::new(OpenIndex::default()),
         })
@@ -262,6 +265,7 @@ impl OpenSegment {
                 written: AtomicU64::new(pos as u64),
                 last_write_ms: AtomicI64::new(now_ms),
                 synced: AtomicU64::new(synced),
+                written_back: AtomicU64::new(pos as u64),
                 sync_failed: AtomicBool::new(false),
                 index: RwLock::new(index),
             },
@@ -312,6 +316,21 @@ impl OpenSegment {
     pub fn rollback_to(&self, len: u64) -> Result<()> {
         self.file.set_len(len).map_err(Error::io("truncate", &self.path))?;
         self.written.store(len, Ordering::Release);
+        self.written_back.fetch_min(len, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Writer only: once `step` bytes or more were written since the last call that acted,
+    /// starts their writeback to the disk ([`crate::io::IoFile::start_writeback`]); nothing
+    /// becomes durable by it. `step` 0: never.
+    pub fn start_writeback(&self, step: u64) -> Result<()> {
+        let len = self.written.load(Ordering::Acquire);
+        let from = self.written_back.load(Ordering::Acquire);
+        if step == 0 || len < from.saturating_add(step) {
+            return Ok(());
+        }
+        self.file.start_writeback(from, len - from).map_err(Error::io("start writeback of", &self.path))?;
+        self.written_back.store(len, Ordering::Release);
         Ok(())
     }
 

@@ -385,6 +385,12 @@ impl Writer {
                 }
             }
         }
+        if failure.is_none() && self.journal.is_some() {
+            // Between checkpoints, hand the written rows to the disk a step at a time, so that
+            // the checkpoint's sync has little left (it would stall the journal's syncs).
+            let step = self.cfg.writeback_bytes;
+            failure = segs.values().find_map(|sb| sb.seg.start_writeback(step).err());
+        }
         if let Some(e) = failure {
             self.undo(segs, &e);
             return Err(e);
