@@ -192,6 +192,14 @@ pub fn decode_row_body(body: &[u8]) -> Result<Record, &'static str> {
     Ok(Record { dir, sub_port, peer, ts_ms, usage, text: text.to_owned() })
 }
 
+/// Bytes of the row at the start of `buf` (header and body) if it is all there, read from its
+/// header alone: the checksum is not verified ([`split_row`] does that).
+pub fn row_len(buf: &[u8]) -> Option<usize> {
+    let body = u32::from_le_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+    let len = ROW_HEADER_LEN.checked_add(body)?;
+    (len <= buf.len()).then_some(len)
+}
+
 /// Splits and verifies one row at the start of `buf`; returns the body and the row's length.
 pub fn split_row(buf: &[u8]) -> Result<(&[u8], usize), &'static str> {
     let mut r = Reader::new(buf);

@@ -109,7 +109,7 @@ impl<'a> RowsOf<'a> {
     fn new(rows: &'a [u8], count: usize) -> Self {
         let mut rest = rows;
         let mut n = 0;
-        while let Some(len) = row_len(rest) {
+        while let Some(len) = frame::row_len(rest) {
             rest = &rest[len..];
             n += 1;
         }
@@ -118,18 +118,11 @@ impl<'a> RowsOf<'a> {
     }
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let len = row_len(self.rows)?;
+        let len = frame::row_len(self.rows)?;
         let (row, rest) = self.rows.split_at(len);
         self.rows = rest;
         Some(row)
     }
-}
-
-/// Bytes of the row at the start of `rows` (header and body), if it is all there.
-fn row_len(rows: &[u8]) -> Option<usize> {
-    let body = u32::from_le_bytes(rows.get(..4)?.try_into().ok()?) as usize;
-    let len = frame::ROW_HEADER_LEN.checked_add(body)?;
-    (len <= rows.len()).then_some(len)
 }
 
 /// Rows bound for one segment within a batch.
