@@ -98,6 +98,11 @@ pub struct LogConfig {
     /// that a checkpoint's sync finds little left and stalls the journal's `fdatasync` less
     /// (docs/operations.md, "Starting"). In bytes; 0 leaves it all to the checkpoint.
     pub writeback_bytes: u64,
+    /// Write the journal's frames with direct I/O (`O_DIRECT`, default on): a frame then goes
+    /// from the journal's buffer to the disk without the page cache, and its `fdatasync` only
+    /// flushes the device (docs/architecture.md, "Journal"). Where the file system refuses
+    /// direct I/O the journal writes through the page cache, as with this off.
+    pub journal_direct_io: bool,
 }
 
 impl Default for LogConfig {
@@ -129,6 +134,7 @@ impl Default for LogConfig {
             journal_file_bytes: 64 << 20,
             checkpoint_bytes: 32 << 20,
             writeback_bytes: 1 << 20,
+            journal_direct_io: true,
         }
     }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use portlog_engine::io::{FaultyIo, SharedIo};
+use portlog_engine::io::{FaultyIo, Io, SharedIo};
 use portlog_engine::log::journal::{read_frame, Checkpoint, CHECKPOINT_FILE, FILE_NAMES, JOURNAL_DIR};
 use portlog_engine::{Error, Log, LogConfig, ManualClock, Record};
 use std::path::{Path, PathBuf};
@@ -486,4 +486,109 @@ fn a_writeback_that_cannot_start_refuses_the_batch_and_the_next_append_succeeds(
     with_refused.extend(last);
     with_refused.sort_by_key(|r| r.ts_ms);
     assert!(got == want || got == with_refused, "{} records after the restart", got.len());
+}
+
+/// Whether the file system of `dir` takes direct I/O (the journal falls back to the page cache
+/// where it does not, and the tests below then check only what holds either way).
+fn direct_io_here(dir: &Path) -> bool {
+    let p = dir.join("direct-probe");
+    let f = portlog_engine::io::OsIo.create(&p).unwrap();
+    let ok = f.set_direct().is_ok();
+    std::fs::remove_file(&p).unwrap();
+    ok
+}
+
+#[test]
+fn small_frames_share_a_block_and_a_frame_never_synced_takes_no_earlier_frame_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let direct = direct_io_here(tmp.path());
+    for seed in 0..12u64 {
+        let dir = tmp.path().join(format!("s{seed}"));
+        let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), seed).unwrap());
+        let log = open_io(&dir, cfg(), &io).unwrap();
+        // One record a frame, a few hundred bytes: a dozen frames to a 4 KiB block, each
+        // direct write rewriting the start of its block.
+        let mut want = Vec::new();
+        for i in 0..40 {
+            let r = batch(i, 1);
+            log.append(r.clone()).unwrap();
+            want.extend(r);
+        }
+        if direct {
+            assert!(io.direct_writes() >= 40, "seed {seed}: {} direct writes", io.direct_writes());
+        }
+        // The next frame is written, its fdatasync fails, and the power goes out: whatever
+        // of its block the disk then holds, the frames before it in that block are intact.
+        io.set_fail_fsyncs(true);
+        let refused = batch(1000, 1);
+        assert!(log.append(refused.clone()).is_err());
+        io.crash();
+        drop(log);
+        io.power_loss().unwrap();
+        let log = open_io(&dir, cfg(), &io).unwrap();
+        let got = all(&log);
+        assert!(got == want || got == [want.clone(), refused].concat(), "seed {seed}: {} records", got.len());
+    }
+}
+
+#[test]
+fn a_journal_written_with_direct_io_replays_without_it_and_the_other_way_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 9).unwrap());
+    let direct = LogConfig { journal_direct_io: true, ..cfg() };
+    let buffered = LogConfig { journal_direct_io: false, ..cfg() };
+    let mut want = Vec::new();
+    // Each restart replays frames, then appends after them into the same block: through the
+    // page cache, then with direct I/O, which reads that block's start back from the file.
+    for (round, c) in [&direct, &buffered, &direct, &buffered].into_iter().enumerate() {
+        // What the journal holds up to its last frame stays as it is: later frames, direct or
+        // not, only go after it (a direct write rewrites the start of its block unchanged).
+        let kept = (round > 0).then(|| {
+            let (path, f) = frames(&dir);
+            let end = f.last().unwrap().1;
+            (path.clone(), std::fs::read(&path).unwrap()[..end].to_vec())
+        });
+        let log = open_io(&dir, c.clone(), &io).unwrap();
+        assert_eq!(all(&log), want, "round {round}");
+        if round > 0 {
+            assert!(log.recovery().journal_frames > 0, "round {round}: frames replayed");
+        }
+        for b in 0..7 {
+            let recs = batch(round as u64 * 1000 + b * 3, 3);
+            log.append(recs.clone()).unwrap();
+            want.extend(recs);
+        }
+        // No checkpoint completes, so the frames stay to be replayed.
+        io.set_fail_renames(true);
+        log.append(batch(round as u64 * 1000 + 500, 2)).unwrap();
+        want.extend(batch(round as u64 * 1000 + 500, 2));
+        kill(log, &io);
+        io.heal();
+        if let Some((path, bytes)) = kept {
+            assert!(std::fs::read(&path).unwrap().starts_with(&bytes), "round {round}: earlier journal bytes changed");
+        }
+    }
+    let log = open_io(&dir, direct, &io).unwrap();
+    assert_eq!(all(&log), want);
+}
+
+#[test]
+fn short_direct_writes_are_completed_in_whole_blocks_and_every_frame_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 11).unwrap());
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    io.set_short_writes(true);
+    let mut want = Vec::new();
+    for b in 0..30 {
+        // 1 to 120 records: frames from a few hundred bytes to several blocks.
+        let recs = batch(b * 200, 1 + (b * 37) % 120);
+        log.append(recs.clone()).unwrap();
+        want.extend(recs);
+    }
+    io.heal();
+    kill(log, &io);
+    let log = open_io(&dir, cfg(), &io).unwrap();
+    assert_eq!(all(&log), want);
 }

@@ -28,10 +28,12 @@ const NOW: i64 = DAY0_MS + 3_600_000;
 const SUB_PORTS: [&str; 4] = ["1069012345601", "10690123456", "1069099887766", "106901234560199"];
 
 /// Odd seeds run without the journal (each shard writer syncs its own files); even seeds with
-/// it, in small files so that seeds reach its checkpoints and the reuse of its files.
+/// it, in small files so that seeds reach its checkpoints and the reuse of its files: written
+/// with direct I/O when the seed is a multiple of 4, through the page cache otherwise.
 fn cfg(seed: u64) -> LogConfig {
     LogConfig {
         journal: seed.is_multiple_of(2),
+        journal_direct_io: seed.is_multiple_of(4),
         journal_file_bytes: 256 << 10,
         checkpoint_bytes: 32 << 10,
         shards: 1,

@@ -44,6 +44,7 @@ const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8]
   --no-journal           portlog without its journal: each shard writer syncs its own files
   --journal-mib N        portlog's journal file size in MiB (default: LogConfig's, 64)
   --checkpoint-mib N     portlog's journal bytes between checkpoints in MiB (default 32)
+  --journal-buffered     portlog's journal written through the page cache (default: direct I/O)
   --rocksdb-block-kib N  RocksDB block size in KiB (default 4, RocksDB's own default)";
 
 /// The `append` subcommand's arguments.
@@ -59,6 +60,7 @@ struct Args {
     shards: Option<u32>,
     sync: SyncPolicy,
     no_journal: bool,
+    journal_buffered: bool,
     journal_mib: Option<u64>,
     checkpoint_mib: Option<u64>,
     rocksdb_block_kib: usize,
@@ -89,6 +91,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         shards: None,
         sync: SyncPolicy::Data,
         no_journal: false,
+        journal_buffered: false,
         journal_mib: None,
         checkpoint_mib: None,
         rocksdb_block_kib: 4,
@@ -96,6 +99,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     while let Some(flag) = it.next() {
         if flag == "--no-journal" {
             a.no_journal = true;
+            continue;
+        }
+        if flag == "--journal-buffered" {
+            a.journal_buffered = true;
             continue;
         }
         if flag == "--json" || flag == "--markdown" {
@@ -453,6 +460,7 @@ fn main() -> Result<()> {
         cfg.shards = s;
     }
     cfg.journal = !args.no_journal;
+    cfg.journal_direct_io = !args.journal_buffered;
     if let Some(m) = args.journal_mib {
         cfg.journal_file_bytes = m << 20;
     }
@@ -465,6 +473,9 @@ fn main() -> Result<()> {
     }
     if args.no_journal {
         label.push_str("(no journal)");
+    }
+    if args.journal_buffered {
+        label.push_str("(journal buffered)");
     }
     let rocks_label = if args.rocksdb_block_kib == 4 {
         "rocksdb".to_owned()

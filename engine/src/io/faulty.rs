@@ -14,7 +14,12 @@
 //!   reached the disk before the data did), and the rest is gone;
 //! - bytes rewritten inside a file's synced length since its last fsync (the journal writes
 //!   into space written ahead) likewise survive as a prefix of the rewritten range, the rest
-//!   of that range zeros or garbage (neither the old bytes nor the new);
+//!   of that range zeros or garbage (neither the old bytes nor the new). A rewrite's leading
+//!   bytes that equal what the file holds are no change and are never at risk: a direct write
+//!   rewrites the start of its first block as it is, as the page cache writes back a whole
+//!   page around an append;
+//! - a file switched to direct I/O ([`IoFile::set_direct`]) has no dirty pages to drop, and
+//!   its partial and short writes land in whole blocks, as a real one's do;
 //! - a failed fsync may drop the unsynced bytes at once (zeroes them), as Linux may drop the
 //!   dirty pages it could not write, and the engine must never retry it.
 //!
@@ -102,6 +107,8 @@ struct State {
     /// Writebacks started ([`IoFile::start_writeback`]); not counted as operations, and
     /// nothing becomes durable by them.
     writebacks: u64,
+    /// Writes made on files switched to direct I/O ([`IoFile::set_direct`]).
+    direct_writes: u64,
 }
 
 impl State {
@@ -175,6 +182,7 @@ impl FaultyIo {
             dir_ops: Vec::new(),
             trash_seq: 0,
             writebacks: 0,
+            direct_writes: 0,
         };
         Ok(Self { state: Arc::new(Mutex::new(state)), trash })
     }
@@ -236,6 +244,11 @@ impl FaultyIo {
     /// Writebacks started so far ([`IoFile::start_writeback`]).
     pub fn writebacks(&self) -> u64 {
         self.lock().writebacks
+    }
+
+    /// Writes made so far on files switched to direct I/O ([`IoFile::set_direct`]).
+    pub fn direct_writes(&self) -> u64 {
+        self.lock().direct_writes
     }
 
     /// Faults injected so far (failed operations, dropped pages).
@@ -412,7 +425,7 @@ impl FaultyIo {
 
     fn file(&self, path: &Path, inner: Box<dyn IoFile>, len: u64) -> Box<dyn IoFile> {
         let id = self.track(path, len);
-        Box::new(FaultyFile { inner, id, state: self.state.clone() })
+        Box::new(FaultyFile { inner, id, state: self.state.clone(), direct: false.into() })
     }
 }
 
@@ -425,6 +438,15 @@ fn finish(op: &DirOp) {
     if let Some(t) = trash {
         let _ = std::fs::remove_file(t);
     }
+}
+
+/// How many leading bytes of `buf` the file at `path` already holds at `off` (read through a
+/// plain descriptor, which a direct one may not allow).
+fn unchanged_prefix(path: Option<&Path>, buf: &[u8], off: u64) -> usize {
+    let Some(Ok(f)) = path.map(std::fs::File::open) else { return 0 };
+    let mut old = vec![0u8; buf.len()];
+    let got = std::os::unix::fs::FileExt::read_at(&f, &mut old, off).unwrap_or(0);
+    old[..got].iter().zip(buf).take_while(|(a, b)| a == b).count()
 }
 
 fn remove_if_exists(p: &Path) -> io::Result<()> {
@@ -511,9 +533,25 @@ struct FaultyFile {
     inner: Box<dyn IoFile>,
     id: u64,
     state: Arc<Mutex<State>>,
+    /// Switched to direct I/O ([`IoFile::set_direct`]): partial writes land in whole blocks.
+    direct: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyFile {
+    fn is_direct(&self) -> bool {
+        self.direct.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `n` bytes of a partial write, cut to whole blocks on a direct file (as a real one
+    /// lands).
+    fn partial(&self, n: usize) -> usize {
+        if self.is_direct() {
+            n - n % super::DIRECT_ALIGN
+        } else {
+            n
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -523,7 +561,8 @@ impl FaultyFile {
         s.tick("fsync")?;
         if s.faults.fail_fsyncs {
             // Linux may drop the dirty pages it failed to write: half the time, they are gone.
-            if s.upto(1) == 1 {
+            // A direct file has none: its writes reached the device, and reads still see them.
+            if !self.is_direct() && s.upto(1) == 1 {
                 if let Some(t) = s.files.get(&self.id) {
                     let (from, to) = (t.durable_len, t.len);
                     if to > from {
@@ -560,7 +599,7 @@ impl IoFile for FaultyFile {
         if let Err(e) = s.tick("write") {
             // The countdown's write lands partly before failing, as a real failure may.
             if !s.faults.crashed && !buf.is_empty() {
-                let n = s.upto(buf.len() as u64 - 1) as usize;
+                let n = self.partial(s.upto(buf.len() as u64 - 1) as usize);
                 self.note_write(&mut s, &buf[..n], off)?;
             }
             return Err(e);
@@ -571,12 +610,17 @@ impl IoFile for FaultyFile {
             return Err(io::Error::from_raw_os_error(ENOSPC));
         }
         if s.faults.fail_writes {
-            let n = s.upto(buf.len().saturating_sub(1) as u64) as usize;
+            let n = self.partial(s.upto(buf.len().saturating_sub(1) as u64) as usize);
             self.note_write(&mut s, &buf[..n], off)?;
             return Err(s.injected("injected write failure".to_string()));
         }
-        let n =
-            if s.faults.short_writes && buf.len() > 1 { 1 + s.upto(buf.len() as u64 - 2) as usize } else { buf.len() };
+        let n = if s.faults.short_writes && buf.len() > 1 {
+            // A short direct write is still whole blocks, at least one.
+            let n = 1 + s.upto(buf.len() as u64 - 2) as usize;
+            self.partial(n).max(super::DIRECT_ALIGN.min(buf.len()))
+        } else {
+            buf.len()
+        };
         self.note_write(&mut s, &buf[..n], off)
     }
 
@@ -604,6 +648,12 @@ impl IoFile for FaultyFile {
         self.inner.len()
     }
 
+    fn set_direct(&self) -> io::Result<()> {
+        self.inner.set_direct()?;
+        self.direct.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     fn start_writeback(&self, off: u64, len: u64) -> io::Result<()> {
         let mut s = self.lock();
         if s.faults.crashed {
@@ -623,11 +673,24 @@ impl FaultyFile {
         if buf.is_empty() {
             return Ok(0);
         }
+        // Bytes rewritten with the value they hold are no change: a direct write rewrites the
+        // start of its first block as it is (as the page cache writes a whole page).
+        let same = match s.files.get(&self.id) {
+            Some(t) if off < t.durable_len => {
+                let n = ((t.durable_len - off) as usize).min(buf.len());
+                unchanged_prefix(t.path.as_deref(), &buf[..n], off)
+            }
+            _ => 0,
+        };
         let n = self.inner.write_at(buf, off)?;
+        if self.is_direct() {
+            s.direct_writes += 1;
+        }
         if let Some(t) = s.files.get_mut(&self.id) {
-            if off < t.durable_len {
+            let changed = off + same.min(n) as u64;
+            if changed < t.durable_len {
                 let end = (off + n as u64).min(t.durable_len);
-                t.rewritten = Some(t.rewritten.map_or((off, end), |(a, b)| (a.min(off), b.max(end))));
+                t.rewritten = Some(t.rewritten.map_or((changed, end), |(a, b)| (a.min(changed), b.max(end))));
             }
             t.len = t.len.max(off + n as u64);
         }

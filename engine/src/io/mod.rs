@@ -42,6 +42,14 @@ pub trait IoFile: Send + Sync + Debug {
         Ok(())
     }
 
+    /// Switches the file to direct I/O (`O_DIRECT`): its writes then bypass the page cache, so
+    /// a sync has only the device's cache to flush. From then on every write must start at a
+    /// multiple of [`DIRECT_ALIGN`], be a multiple of it long and come from an [`AlignedBuf`].
+    /// Unsupported by default (the file stays as it was).
+    fn set_direct(&self) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "direct I/O is not supported here"))
+    }
+
     /// Whether the file is empty.
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
@@ -140,7 +148,10 @@ impl IoFile for OsFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
-    // The one system call std does not wrap; the crate denies unsafe code elsewhere.
+    fn set_direct(&self) -> io::Result<()> {
+        self.fcntl_set_direct()
+    }
+    // A system call std does not wrap; the crate denies unsafe code elsewhere.
     #[allow(unsafe_code)]
     fn start_writeback(&self, off: u64, len: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
@@ -154,6 +165,25 @@ impl IoFile for OsFile {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+}
+
+impl OsFile {
+    // fcntl is not wrapped by std; the crate denies unsafe code elsewhere.
+    #[allow(unsafe_code)]
+    fn fcntl_set_direct(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = self.0.as_raw_fd();
+        // SAFETY: plain system calls on a descriptor this struct owns; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 
@@ -175,6 +205,86 @@ impl Io for OsIo {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+}
+
+/// Alignment of direct I/O ([`IoFile::set_direct`]): of a write's offset, length and memory.
+/// 4 KiB covers the logical block size of every disk and file system portlog runs on.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// One aligned block of an [`AlignedBuf`].
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+struct Block([u8; DIRECT_ALIGN]);
+
+/// A growable byte buffer whose memory starts at a multiple of [`DIRECT_ALIGN`], for direct
+/// writes; it grows a block at a time (its length is any number of bytes).
+#[derive(Default)]
+pub struct AlignedBuf {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlignedBuf").field("len", &self.len).finish()
+    }
+}
+
+impl AlignedBuf {
+    /// The bytes held.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.all()[..self.len]
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties it (the memory stays).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends `b`.
+    pub fn extend_from_slice(&mut self, b: &[u8]) {
+        let end = self.len + b.len();
+        let blocks = end.div_ceil(DIRECT_ALIGN);
+        if blocks > self.blocks.len() {
+            self.blocks.resize(blocks, Block([0; DIRECT_ALIGN]));
+        }
+        let at = self.len;
+        self.all_mut()[at..end].copy_from_slice(b);
+        self.len = end;
+    }
+
+    /// Appends zeros up to the next multiple of [`DIRECT_ALIGN`].
+    pub fn pad_to_block(&mut self) {
+        let end = self.len.next_multiple_of(DIRECT_ALIGN);
+        let at = self.len;
+        self.all_mut()[at..end].fill(0);
+        self.len = end;
+    }
+
+    #[allow(unsafe_code)]
+    fn all(&self) -> &[u8] {
+        // SAFETY: `Block` is `repr(C)` around a byte array, so the blocks are one contiguous run
+        // of initialised bytes, `blocks.len() * DIRECT_ALIGN` long, borrowed with `self`.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<u8>(), self.blocks.len() * DIRECT_ALIGN) }
+    }
+
+    #[allow(unsafe_code)]
+    fn all_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `all`, borrowed mutably with `self`.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<u8>(), self.blocks.len() * DIRECT_ALIGN)
+        }
     }
 }
 
@@ -206,5 +316,38 @@ impl io::Write for FileWriter {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aligned_buffer_starts_on_a_block_grows_across_blocks_and_pads_with_zeros() {
+        let mut b = AlignedBuf::default();
+        assert!(b.is_empty());
+        b.extend_from_slice(&[7u8; 100]);
+        assert_eq!(b.as_slice().as_ptr() as usize % DIRECT_ALIGN, 0);
+        let long: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
+        b.extend_from_slice(&long);
+        assert_eq!(b.len(), 9100);
+        assert_eq!(&b.as_slice()[..100], &[7u8; 100]);
+        assert_eq!(&b.as_slice()[100..], &long[..]);
+        assert_eq!(b.as_slice().as_ptr() as usize % DIRECT_ALIGN, 0, "still aligned after growing");
+        b.pad_to_block();
+        assert_eq!(b.len(), 3 * DIRECT_ALIGN);
+        assert!(b.as_slice()[9100..].iter().all(|&x| x == 0));
+        // Cleared and refilled: the old bytes past the new length are not part of it, and a
+        // pad zeroes what the last use left in the block.
+        b.clear();
+        b.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(b.as_slice(), &[1, 2, 3]);
+        b.pad_to_block();
+        assert_eq!(b.len(), DIRECT_ALIGN);
+        assert!(b.as_slice()[3..].iter().all(|&x| x == 0));
+        // A length already whole blocks pads nothing.
+        b.pad_to_block();
+        assert_eq!(b.len(), DIRECT_ALIGN);
     }
 }

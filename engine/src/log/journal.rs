@@ -10,6 +10,10 @@
 //! * The journal lives in two fixed-size files, written ahead with zeros and synced, so that
 //!   a frame's `fdatasync` flushes data blocks only (no size change for the file system's own
 //!   journal to commit). When one is full the other is reused from its start.
+//! * Frames are written with direct I/O where the file system allows it
+//!   (`journal_direct_io`): whole 4 KiB blocks, the first one's start rewritten as it is (the
+//!   last frame's end, kept in `Tail`), the last one padded with zeros. The page cache is
+//!   bypassed, so the `fdatasync` only flushes the device.
 //! * A checkpoint makes the shard files durable on their own: every writer `fsync`s the open
 //!   segments it wrote since the last one and reports every open segment's length; the
 //!   `CHECKPOINT` file then records the LSN it covers, those lengths, and where the next frame
@@ -27,7 +31,7 @@ use crate::codec::checksum;
 use crate::config::{LogConfig, SyncPolicy};
 use crate::crypto::{self, KeyRing, Purpose};
 use crate::error::{Error, Result};
-use crate::io::{Io, IoFile, SharedIo};
+use crate::io::{AlignedBuf, Io, IoFile, SharedIo, DIRECT_ALIGN};
 use crate::record::Record;
 use crossbeam_channel::{Receiver, Sender};
 use std::path::{Path, PathBuf};
@@ -596,6 +600,39 @@ struct JFile {
     path: PathBuf,
     /// Bytes written ahead (zeros or older frames) and synced: a frame below this overwrites.
     prepared: u64,
+    /// Written with direct I/O ([`JFile::try_direct`]): whole blocks from an [`AlignedBuf`].
+    direct: bool,
+}
+
+impl JFile {
+    fn new(file: Box<dyn IoFile>, path: PathBuf, prepared: u64, cfg: &LogConfig) -> Self {
+        let mut f = JFile { file, path, prepared, direct: false };
+        if cfg.journal_direct_io {
+            f.try_direct();
+        }
+        f
+    }
+
+    /// Switches the file to direct I/O if it can be: its length is whole blocks (a journal
+    /// written before direct I/O may not be) and the file system takes `O_DIRECT`.
+    fn try_direct(&mut self) {
+        if !self.prepared.is_multiple_of(DIRECT_ALIGN as u64) {
+            return;
+        }
+        match self.file.set_direct() {
+            Ok(()) => self.direct = true,
+            Err(e) => tracing::info!(path = %self.path.display(), error = %e, "journal written through the page cache"),
+        }
+    }
+}
+
+/// The bytes of the block a frame's write starts in, before the frame (a direct write
+/// rewrites them as they are): where the last frame ended, unless that was elsewhere.
+#[derive(Default)]
+struct Tail {
+    /// File and block start they belong to.
+    at: Option<(usize, u64)>,
+    bytes: Vec<u8>,
 }
 
 /// A checkpoint in progress, for the checkpointer.
@@ -628,6 +665,9 @@ pub struct Journal {
     ckpt_tx: Option<Sender<CkptJob>>,
     buf: Vec<u8>,
     scratch: Vec<u8>,
+    /// What a direct write writes: [`Tail`], the frame, zeros to the block's end.
+    dbuf: AlignedBuf,
+    tail: Tail,
 }
 
 /// The threads of a running journal.
@@ -690,7 +730,7 @@ impl Journal {
                     if path.exists() {
                         let file = io.open_rw(&path).map_err(Error::io("open", &path))?;
                         let prepared = file.len().map_err(Error::io("stat", &path))?;
-                        files[i] = Some(JFile { file, path, prepared });
+                        files[i] = Some(JFile::new(file, path, prepared, &cfg));
                     }
                 }
                 (e.file, e.offset, e.lsn)
@@ -740,6 +780,8 @@ impl Journal {
             ckpt_tx: Some(ckpt_tx),
             buf: Vec::new(),
             scratch: Vec::new(),
+            dbuf: AlignedBuf::default(),
+            tail: Tail::default(),
         };
         j.start_checkpoint();
         let journal = std::thread::Builder::new()
@@ -880,9 +922,22 @@ impl Journal {
             }
             (other, 0)
         };
-        if let Err(e) = self.prepare(file, at + len) {
+        if let Err(e) = self.ensure_file(file) {
             self.poison(e.to_string());
             return Self::fail_parts(batch, &e);
+        }
+        let direct = self.files[file].as_ref().is_some_and(|f| f.direct);
+        let block = at - at % DIRECT_ALIGN as u64;
+        let end = if direct { (at + len).next_multiple_of(DIRECT_ALIGN as u64) } else { at + len };
+        if let Err(e) = self.prepare(file, end) {
+            self.poison(e.to_string());
+            return Self::fail_parts(batch, &e);
+        }
+        if direct {
+            if let Err(e) = self.direct_buffer(file, block, at) {
+                self.poison(e.to_string());
+                return Self::fail_parts(batch, &e);
+            }
         }
         // Hand the records out first: the writers write their rows while the frame is synced.
         self.last_lsn = lsn;
@@ -895,7 +950,8 @@ impl Journal {
             }
         }
         let Some(jf) = self.files[file].as_ref() else { return };
-        let written = jf.file.write_all_at(&self.buf, at).map_err(Error::io("write", &jf.path)).and_then(|()| {
+        let (bytes, write_at) = if direct { (self.dbuf.as_slice(), block) } else { (self.buf.as_slice(), at) };
+        let written = jf.file.write_all_at(bytes, write_at).map_err(Error::io("write", &jf.path)).and_then(|()| {
             if self.cfg.sync == SyncPolicy::Full {
                 jf.file.sync_all().map_err(Error::io("fsync", &jf.path))
             } else {
@@ -906,20 +962,57 @@ impl Journal {
             // Never retry a failed fsync; the writers waiting for this LSN undo their rows.
             return self.poison(e.to_string());
         }
+        if direct {
+            // The next frame's block starts with what this one left of its last block.
+            let end = (at - block + len) as usize;
+            let last = end - end % DIRECT_ALIGN;
+            self.tail.bytes.clear();
+            self.tail.bytes.extend_from_slice(&self.dbuf.as_slice()[last..end]);
+            self.tail.at = Some((file, block + last as u64));
+        }
         (self.cur, self.off) = (file, at + len);
         self.max_lsn[file] = lsn;
         self.since_checkpoint += len;
         self.shared.update(|st| st.durable_lsn = lsn);
     }
 
-    /// Makes sure `file` exists and is written ahead (zeros, synced) up to `upto` at least.
-    fn prepare(&mut self, file: usize, upto: u64) -> Result<()> {
+    /// Fills [`Journal::dbuf`] for a direct write of the frame in `buf` at `at` of `file`,
+    /// from the start of its block, `block`: the bytes before it in that block (kept from the
+    /// last frame, or read back), the frame, then zeros to the block's end.
+    fn direct_buffer(&mut self, file: usize, block: u64, at: u64) -> Result<()> {
+        self.dbuf.clear();
+        if at > block {
+            let want = (at - block) as usize;
+            if self.tail.at != Some((file, block)) || self.tail.bytes.len() != want {
+                let path = self.dir.join(FILE_NAMES[file]);
+                let f = std::fs::File::open(&path).map_err(Error::io("open", &path))?;
+                self.tail.bytes.resize(want, 0);
+                std::os::unix::fs::FileExt::read_exact_at(&f, &mut self.tail.bytes, block)
+                    .map_err(Error::io("read", &path))?;
+                self.tail.at = Some((file, block));
+            }
+            self.dbuf.extend_from_slice(&self.tail.bytes);
+        }
+        self.dbuf.extend_from_slice(&self.buf);
+        self.dbuf.pad_to_block();
+        Ok(())
+    }
+
+    /// Creates `file` if it does not exist yet; its directory entry is made durable with the
+    /// first step of [`Journal::prepare`].
+    fn ensure_file(&mut self, file: usize) -> Result<()> {
         if self.files[file].is_none() {
             let path = self.dir.join(FILE_NAMES[file]);
             let f = self.io.create(&path).map_err(Error::io("create", &path))?;
-            self.files[file] = Some(JFile { file: f, path, prepared: 0 });
-            // The file's directory entry is made durable with its first step below.
+            self.files[file] = Some(JFile::new(f, path, 0, &self.cfg));
         }
+        Ok(())
+    }
+
+    /// Makes sure `file` exists and is written ahead (zeros, synced) up to `upto` at least;
+    /// a direct file in whole blocks.
+    fn prepare(&mut self, file: usize, upto: u64) -> Result<()> {
+        self.ensure_file(file)?;
         let max = self.cfg.journal_file_bytes;
         let Some(jf) = self.files[file].as_mut() else { return Ok(()) };
         if jf.prepared >= upto {
@@ -927,12 +1020,16 @@ impl Journal {
         }
         let fresh = jf.prepared == 0;
         let step = jf.prepared.clamp(PREPARE_STEP_MIN, PREPARE_STEP_MAX);
-        let target = (jf.prepared + step).max(upto).min(max.max(upto));
-        let zeros = vec![0u8; (1 << 20).min(target - jf.prepared) as usize];
+        let mut target = (jf.prepared + step).max(upto).min(max.max(upto));
+        if jf.direct {
+            target = target.next_multiple_of(DIRECT_ALIGN as u64);
+        }
+        let mut zeros = AlignedBuf::default();
+        zeros.extend_from_slice(&vec![0u8; (1 << 20).min(target - jf.prepared) as usize]);
         let mut at = jf.prepared;
         while at < target {
             let n = zeros.len().min((target - at) as usize);
-            jf.file.write_all_at(&zeros[..n], at).map_err(Error::io("write ahead", &jf.path))?;
+            jf.file.write_all_at(&zeros.as_slice()[..n], at).map_err(Error::io("write ahead", &jf.path))?;
             at += n as u64;
         }
         jf.file.sync_all().map_err(Error::io("fsync", &jf.path))?;
