@@ -592,3 +592,49 @@ fn short_direct_writes_are_completed_in_whole_blocks_and_every_frame_reads_back(
     let log = open_io(&dir, cfg(), &io).unwrap();
     assert_eq!(all(&log), want);
 }
+
+/// Polls `f` for up to 10 s.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{what}: not within 10 s");
+}
+
+#[test]
+fn the_journal_is_written_ahead_of_its_frames_without_an_append_waiting_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let log = open(&dir, cfg()).unwrap();
+    let file = dir.join(JOURNAL_DIR).join(FILE_NAMES[0]);
+    // The first frame waits for the first step (1 MiB); past half of it, the next step (1 MiB
+    // more) is written in the background, with no append asking.
+    let mut n = 0;
+    while frames_end(&dir) < 600 << 10 {
+        log.append(batch(n, 500)).unwrap();
+        n += 500;
+    }
+    assert!(std::fs::metadata(&file).unwrap().len() >= 1 << 20);
+    eventually("the second step", || std::fs::metadata(&file).unwrap().len() >= 2 << 20);
+    // And not further while nothing is appended.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 2 << 20);
+    let want = all(&log);
+    drop(log);
+    let log = open(&dir, cfg()).unwrap();
+    assert_eq!(all(&log), want);
+}
+
+/// Where the journal's frames end in its first file (the last frame found from its start).
+fn frames_end(dir: &Path) -> usize {
+    let path = dir.join(JOURNAL_DIR).join(FILE_NAMES[0]);
+    let Ok(buf) = std::fs::read(&path) else { return 0 };
+    let mut at = 0;
+    while let Ok(Some(f)) = read_frame(&buf[at..], None, &path, at as u64) {
+        at += f.len;
+    }
+    at
+}

@@ -402,8 +402,14 @@ impl FaultyIo {
         Ok(report)
     }
 
+    /// The tracking of `path`: shared with the other handles open on it (what was synced
+    /// through one is synced for all, as on a real disk), or new, `len` bytes long and all of
+    /// them durable.
     fn track(&self, path: &Path, len: u64) -> u64 {
         let mut s = self.lock();
+        if let Some((&id, _)) = s.files.iter().find(|(_, t)| t.path.as_deref() == Some(path)) {
+            return id;
+        }
         let id = s.next_id;
         s.next_id += 1;
         s.files.insert(id, Track { path: Some(path.to_path_buf()), durable_len: len, len, rewritten: None });

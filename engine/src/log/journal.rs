@@ -57,10 +57,6 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 const SEG_ENTRY_LEN: usize = 24;
 /// Bytes of the checkpoint before its entries.
 const CHECKPOINT_HEAD_LEN: usize = 40;
-/// A file of the journal is written ahead in steps of this size at least...
-const PREPARE_STEP_MIN: u64 = 1 << 20;
-/// ...doubling up to this.
-const PREPARE_STEP_MAX: u64 = 16 << 20;
 
 /// An open segment's length at a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -598,25 +594,24 @@ impl Handle {
 struct JFile {
     file: Box<dyn IoFile>,
     path: PathBuf,
-    /// Bytes written ahead (zeros or older frames) and synced: a frame below this overwrites.
-    prepared: u64,
     /// Written with direct I/O ([`JFile::try_direct`]): whole blocks from an [`AlignedBuf`].
     direct: bool,
 }
 
 impl JFile {
-    fn new(file: Box<dyn IoFile>, path: PathBuf, prepared: u64, cfg: &LogConfig) -> Self {
-        let mut f = JFile { file, path, prepared, direct: false };
+    /// `file`, `len` bytes long.
+    fn new(file: Box<dyn IoFile>, path: PathBuf, len: u64, cfg: &LogConfig) -> Self {
+        let mut f = JFile { file, path, direct: false };
         if cfg.journal_direct_io {
-            f.try_direct();
+            f.try_direct(len);
         }
         f
     }
 
     /// Switches the file to direct I/O if it can be: its length is whole blocks (a journal
     /// written before direct I/O may not be) and the file system takes `O_DIRECT`.
-    fn try_direct(&mut self) {
-        if !self.prepared.is_multiple_of(DIRECT_ALIGN as u64) {
+    fn try_direct(&mut self, len: u64) {
+        if !len.is_multiple_of(DIRECT_ALIGN as u64) {
             return;
         }
         match self.file.set_direct() {
@@ -645,6 +640,8 @@ struct CkptJob {
 
 /// The journal thread's state.
 pub struct Journal {
+    /// The files' space written ahead, by a thread of its own (`ahead.rs`).
+    ahead: Arc<super::ahead::Ahead>,
     dir: PathBuf,
     io: SharedIo,
     cfg: Arc<LogConfig>,
@@ -676,6 +673,8 @@ pub struct Running {
     pub handle: Handle,
     journal: Option<std::thread::JoinHandle<()>>,
     checkpointer: Option<std::thread::JoinHandle<()>>,
+    ahead: Arc<super::ahead::Ahead>,
+    writer_ahead: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -686,6 +685,10 @@ impl Running {
             let _ = h.join();
         }
         if let Some(h) = self.checkpointer.take() {
+            let _ = h.join();
+        }
+        self.ahead.stop();
+        if let Some(h) = self.writer_ahead.take() {
             let _ = h.join();
         }
     }
@@ -723,14 +726,16 @@ impl Journal {
         let Start { dir, io, cfg, keys, shards, senders, shared, end, rx, tx } = s;
         std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
         let mut files: [Option<JFile>; 2] = [None, None];
+        let mut prepared = [0u64; 2];
         let (cur, off, last) = match end {
             Some(e) => {
                 for (i, name) in FILE_NAMES.iter().enumerate() {
                     let path = dir.join(name);
                     if path.exists() {
                         let file = io.open_rw(&path).map_err(Error::io("open", &path))?;
-                        let prepared = file.len().map_err(Error::io("stat", &path))?;
-                        files[i] = Some(JFile::new(file, path, prepared, &cfg));
+                        let len = file.len().map_err(Error::io("stat", &path))?;
+                        prepared[i] = len;
+                        files[i] = Some(JFile::new(file, path, len, &cfg));
                     }
                 }
                 (e.file, e.offset, e.lsn)
@@ -761,7 +766,16 @@ impl Journal {
                 .spawn(move || checkpointer(ckpt_rx, &*io, &cdir, &shared))
                 .map_err(Error::io("spawn checkpoint thread for", &dir))?
         };
+        let ahead = super::ahead::Ahead::new(cfg.journal_file_bytes, prepared);
+        let writer_ahead = {
+            let (ahead, io, adir, cfg) = (ahead.clone(), io.clone(), dir.clone(), cfg.clone());
+            std::thread::Builder::new()
+                .name("portlog-journal-ahead".into())
+                .spawn(move || super::ahead::run(&ahead, io, adir, cfg))
+                .map_err(Error::io("spawn journal write-ahead thread for", &dir))?
+        };
         let mut j = Journal {
+            ahead: ahead.clone(),
             dir: dir.clone(),
             io,
             cfg,
@@ -788,7 +802,13 @@ impl Journal {
             .name("portlog-journal".into())
             .spawn(move || j.run(rx))
             .map_err(Error::io("spawn journal thread for", &dir))?;
-        Ok(Running { handle: Handle { shared, tx }, journal: Some(journal), checkpointer: Some(checkpointer) })
+        Ok(Running {
+            handle: Handle { shared, tx },
+            journal: Some(journal),
+            checkpointer: Some(checkpointer),
+            ahead,
+            writer_ahead: Some(writer_ahead),
+        })
     }
 
     fn run(mut self, rx: Receiver<JRequest>) {
@@ -1009,35 +1029,11 @@ impl Journal {
         Ok(())
     }
 
-    /// Makes sure `file` exists and is written ahead (zeros, synced) up to `upto` at least;
-    /// a direct file in whole blocks.
+    /// Makes sure `file` exists and is written ahead (zeros, synced) up to `upto` at least
+    /// (by the writing-ahead thread, which this waits for only when it is behind).
     fn prepare(&mut self, file: usize, upto: u64) -> Result<()> {
         self.ensure_file(file)?;
-        let max = self.cfg.journal_file_bytes;
-        let Some(jf) = self.files[file].as_mut() else { return Ok(()) };
-        if jf.prepared >= upto {
-            return Ok(());
-        }
-        let fresh = jf.prepared == 0;
-        let step = jf.prepared.clamp(PREPARE_STEP_MIN, PREPARE_STEP_MAX);
-        let mut target = (jf.prepared + step).max(upto).min(max.max(upto));
-        if jf.direct {
-            target = target.next_multiple_of(DIRECT_ALIGN as u64);
-        }
-        let mut zeros = AlignedBuf::default();
-        zeros.extend_from_slice(&vec![0u8; (1 << 20).min(target - jf.prepared) as usize]);
-        let mut at = jf.prepared;
-        while at < target {
-            let n = zeros.len().min((target - at) as usize);
-            jf.file.write_all_at(&zeros.as_slice()[..n], at).map_err(Error::io("write ahead", &jf.path))?;
-            at += n as u64;
-        }
-        jf.file.sync_all().map_err(Error::io("fsync", &jf.path))?;
-        jf.prepared = target;
-        if fresh {
-            fsync_dir(&*self.io, &self.dir)?;
-        }
-        Ok(())
+        self.ahead.ensure(file, upto)
     }
 }
 

@@ -6,6 +6,7 @@
 //!   time order from a snapshot of the acknowledged data, verifying checksums as they go.
 //! * Open segments are sealed in the background into compressed, indexed, mmap-read files.
 
+pub mod ahead;
 pub mod block;
 pub mod expire;
 pub mod filter;
