@@ -24,6 +24,14 @@ fn open_io(dir: &Path, cfg: LogConfig, io: &Arc<FaultyIo>) -> portlog_engine::Re
     Log::open_with_io(dir, cfg, Arc::new(ManualClock::new(NOW)), io.clone() as SharedIo)
 }
 
+/// A temporary directory, the data directory in it, and a [`FaultyIo`] seeded with `seed`.
+fn faulty_dir(seed: u64) -> (tempfile::TempDir, PathBuf, Arc<FaultyIo>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), seed).unwrap());
+    (tmp, dir, io)
+}
+
 fn open(dir: &Path, cfg: LogConfig) -> portlog_engine::Result<Log> {
     Log::open(dir, cfg, Arc::new(ManualClock::new(NOW)))
 }
@@ -280,9 +288,7 @@ fn the_two_files_are_reused_and_a_kill_in_either_loses_nothing() {
 #[test]
 fn an_append_larger_than_a_frame_is_cut_into_frames_and_acknowledged_whole() {
     let small = LogConfig { journal_file_bytes: 256 << 10, checkpoint_bytes: 64 << 10, ..cfg() };
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 3).unwrap());
+    let (_tmp, dir, io) = faulty_dir(3);
     let log = open_io(&dir, small.clone(), &io).unwrap();
     // About 1 MB in one append: four files' worth of the 32 KiB frames.
     let big = batch(0, 10_000);
@@ -294,9 +300,7 @@ fn an_append_larger_than_a_frame_is_cut_into_frames_and_acknowledged_whole() {
 
 #[test]
 fn a_seal_waits_for_a_checkpoint_so_that_no_replay_duplicates_sealed_rows() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 5).unwrap());
+    let (_tmp, dir, io) = faulty_dir(5);
     let log = open_io(&dir, cfg(), &io).unwrap();
     let a = batch(0, 200);
     log.append(a.clone()).unwrap();
@@ -314,9 +318,7 @@ fn a_seal_waits_for_a_checkpoint_so_that_no_replay_duplicates_sealed_rows() {
 
 #[test]
 fn the_journal_turned_off_is_replayed_then_removed_and_turned_on_again() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 9).unwrap());
+    let (_tmp, dir, io) = faulty_dir(9);
     let log = open_io(&dir, cfg(), &io).unwrap();
     let a = batch(0, 90);
     log.append(a.clone()).unwrap();
@@ -341,9 +343,7 @@ fn the_journal_turned_off_is_replayed_then_removed_and_turned_on_again() {
 
 #[test]
 fn a_failed_journal_fsync_poisons_every_shard_and_a_restart_keeps_everything_acknowledged() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 11).unwrap());
+    let (_tmp, dir, io) = faulty_dir(11);
     let log = open_io(&dir, cfg(), &io).unwrap();
     let a = batch(0, 30);
     log.append(a.clone()).unwrap();
@@ -370,9 +370,7 @@ fn a_failed_journal_fsync_poisons_every_shard_and_a_restart_keeps_everything_ack
 
 #[test]
 fn a_failed_checkpoint_postpones_a_seal_which_the_next_checkpoint_lets_through() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 13).unwrap());
+    let (_tmp, dir, io) = faulty_dir(13);
     let log = open_io(&dir, cfg(), &io).unwrap();
     let a = batch(0, 100);
     log.append(a.clone()).unwrap();
@@ -394,9 +392,7 @@ fn a_failed_checkpoint_postpones_a_seal_which_the_next_checkpoint_lets_through()
 #[test]
 fn a_bucket_expired_and_written_again_never_reuses_an_identity_the_checkpoint_lists() {
     use portlog_engine::log::expire::ExpireOptions;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 17).unwrap());
+    let (_tmp, dir, io) = faulty_dir(17);
     let one = LogConfig { shards: 1, ..cfg() };
     let log = open_io(&dir, one.clone(), &io).unwrap();
     log.append(batch(0, 40)).unwrap();
@@ -459,9 +455,7 @@ fn written_rows_go_to_the_disk_a_step_at_a_time_and_a_power_loss_still_loses_not
 /// journal frame may be replayed).
 #[test]
 fn a_writeback_that_cannot_start_refuses_the_batch_and_the_next_append_succeeds() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 12).unwrap());
+    let (_tmp, dir, io) = faulty_dir(12);
     let cfg = LogConfig { writeback_bytes: 1, ..cfg() };
     let log = open_io(&dir, cfg.clone(), &io).unwrap();
     let first = batch(0, 30);
@@ -533,9 +527,7 @@ fn small_frames_share_a_block_and_a_frame_never_synced_takes_no_earlier_frame_wi
 
 #[test]
 fn a_journal_written_with_direct_io_replays_without_it_and_the_other_way_round() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 9).unwrap());
+    let (_tmp, dir, io) = faulty_dir(9);
     let direct = LogConfig { journal_direct_io: true, ..cfg() };
     let buffered = LogConfig { journal_direct_io: false, ..cfg() };
     let mut want = Vec::new();
@@ -575,9 +567,7 @@ fn a_journal_written_with_direct_io_replays_without_it_and_the_other_way_round()
 
 #[test]
 fn short_direct_writes_are_completed_in_whole_blocks_and_every_frame_reads_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let io = Arc::new(FaultyIo::new(tmp.path().join("trash"), 11).unwrap());
+    let (_tmp, dir, io) = faulty_dir(11);
     let log = open_io(&dir, cfg(), &io).unwrap();
     io.set_short_writes(true);
     let mut want = Vec::new();
