@@ -101,8 +101,23 @@ impl Ahead {
     }
 }
 
+/// Marks the writing ahead failed if its thread ends before [`Ahead::stop`] (a panic), so that
+/// a journal waiting for space gets an error instead of waiting forever.
+struct Exit<'a>(&'a Ahead);
+
+impl Drop for Exit<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        if !st.stop && st.failed.is_none() {
+            st.failed = Some(Error::Poisoned { shard: 0, cause: "the journal's writing-ahead thread stopped".into() });
+        }
+        self.0.cv.notify_all();
+    }
+}
+
 /// The writing-ahead thread: runs until [`Ahead::stop`].
 pub fn run(ahead: &Ahead, io: SharedIo, dir: PathBuf, cfg: Arc<LogConfig>) {
+    let _exit = Exit(ahead);
     let mut files: [Option<(Box<dyn IoFile>, bool)>; 2] = [None, None];
     let mut zeros = AlignedBuf::default();
     zeros.extend_from_slice(&vec![0u8; STEP_MIN as usize]);
@@ -219,5 +234,19 @@ mod tests {
         assert!(ahead.ensure(1, 10).is_err(), "a failure is kept");
         ahead.stop();
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_that_ends_unasked_fails_the_wait_instead_of_hanging_it() {
+        let ahead = Ahead::new(4 << 20, [1 << 20, 0]);
+        drop(Exit(&ahead));
+        let e = ahead.ensure(1, 10).unwrap_err().to_string();
+        assert!(e.contains("writing-ahead thread stopped"), "{e}");
+        ahead.ensure(0, 1000).unwrap();
+        // Asked to stop, it fails nothing.
+        let calm = Ahead::new(4 << 20, [0, 0]);
+        calm.stop();
+        drop(Exit(&calm));
+        assert!(calm.lock().failed.is_none());
     }
 }

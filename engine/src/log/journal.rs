@@ -7,9 +7,10 @@
 //!   and `fdatasync`s it, and publishes the LSN as durable. Shard writers write their rows to
 //!   their open segments in the meantime, without syncing them, wait until the LSN is durable,
 //!   then publish the rows and acknowledge.
-//! * The journal lives in two fixed-size files, written ahead with zeros and synced, so that
-//!   a frame's `fdatasync` flushes data blocks only (no size change for the file system's own
-//!   journal to commit). When one is full the other is reused from its start.
+//! * The journal lives in two fixed-size files, written ahead with zeros and synced (by a
+//!   thread of its own, `ahead.rs`), so that a frame's `fdatasync` flushes data blocks only
+//!   (no size change for the file system's own journal to commit). When one is full the other
+//!   is reused from its start.
 //! * Frames are written with direct I/O where the file system allows it
 //!   (`journal_direct_io`): whole 4 KiB blocks, the first one's start rewritten as it is (the
 //!   last frame's end, kept in `Tail`), the last one padded with zeros. The page cache is
