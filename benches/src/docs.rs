@@ -232,7 +232,7 @@ fn words(s: &str) -> Vec<String> {
 pub fn sections(sizes: &Sizes) -> Vec<Section> {
     let pick = |full: &str, quick: &str| words(if sizes.quick { quick } else { full });
     let append = |group: &str| {
-        let mut a = pick("append --records 1000000 --threads 1,2,8", "append --records 20000 --threads 1,2");
+        let mut a = pick("append --records 1000000 --threads 1,2,8 --repeat 3", "append --records 20000 --threads 1,2");
         a.extend(words(&format!("--group {group} --markdown")));
         a
     };
@@ -512,7 +512,7 @@ mod tests {
         let cmd = |v: &[Section], n: &str| v.iter().find(|s| s.name == n).unwrap().command_line();
         assert_eq!(
             cmd(&full, "append-group1000"),
-            "portlog-bench append --records 1000000 --threads 1,2,8 --group 1000 --markdown"
+            "portlog-bench append --records 1000000 --threads 1,2,8 --repeat 3 --group 1000 --markdown"
         );
         assert_eq!(cmd(&full, "trace"), "portlog-trace-bench --records 10000000 --markdown");
         assert_eq!(cmd(&full, "compare"), "portlog-compare --records 2000000 --markdown");

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR]
                             [--json | --markdown] [--seed N] [--shards N] [--sync data|full|none]
-                            [--rocksdb-block-kib N]
+                            [--rocksdb-block-kib N] [--repeat N]
 
   --records N            records to write per run (default 1000000)
   --threads LIST         comma-separated thread counts, one run of each engine per count (default 1,2,8)
@@ -45,7 +45,9 @@ const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8]
   --journal-mib N        portlog's journal file size in MiB (default: LogConfig's, 64)
   --checkpoint-mib N     portlog's journal bytes between checkpoints in MiB (default 32)
   --journal-buffered     portlog's journal written through the page cache (default: direct I/O)
-  --rocksdb-block-kib N  RocksDB block size in KiB (default 4, RocksDB's own default)";
+  --rocksdb-block-kib N  RocksDB block size in KiB (default 4, RocksDB's own default)
+  --repeat N             runs per engine and thread count, the engines alternated; each row is
+                         the median run by records/s (default 1)";
 
 /// The `append` subcommand's arguments.
 #[derive(Debug)]
@@ -64,6 +66,7 @@ struct Args {
     journal_mib: Option<u64>,
     checkpoint_mib: Option<u64>,
     rocksdb_block_kib: usize,
+    repeat: usize,
 }
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
@@ -95,6 +98,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         journal_mib: None,
         checkpoint_mib: None,
         rocksdb_block_kib: 4,
+        repeat: 1,
     };
     while let Some(flag) = it.next() {
         if flag == "--no-journal" {
@@ -133,6 +137,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
                 }
             }
             "--rocksdb-block-kib" => a.rocksdb_block_kib = parse_num(&flag, &v)?,
+            "--repeat" => a.repeat = parse_num(&flag, &v)?,
             "--journal-mib" => a.journal_mib = Some(parse_num(&flag, &v)?),
             "--checkpoint-mib" => a.checkpoint_mib = Some(parse_num(&flag, &v)?),
             _ => bail!("unknown flag {flag:?}\n{USAGE}"),
@@ -140,6 +145,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     }
     if a.records == 0 || a.group == 0 || a.rocksdb_block_kib == 0 {
         bail!("--records, --group and --rocksdb-block-kib must be positive");
+    }
+    if !(1..=99).contains(&a.repeat) {
+        bail!("--repeat: must be 1..=99");
     }
     if a.threads.is_empty() || a.threads.iter().any(|&t| t == 0 || t > 1024) {
         bail!("--threads: each count must be 1..=1024");
@@ -205,6 +213,9 @@ struct Row {
     pre_bytes_per_record: f64,
     jsonl_bytes_per_record: f64,
     jsonl_zstd3_bytes_per_record: f64,
+    /// records/s of every run of this engine and thread count (`--repeat`), in run order; the
+    /// row's figures are the median one's.
+    runs_records_per_s: Vec<f64>,
     machine: Machine,
 }
 
@@ -365,6 +376,9 @@ fn print_table(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
             r.jsonl_zstd3_bytes_per_record
         );
     }
+    if rows.first().is_some_and(|r| r.runs_records_per_s.len() > 1) {
+        println!("{}", runs_line(rows));
+    }
     println!(
         "records/s and MB/s: wall time of the appends, every append durable (fdatasync / WAL sync) before it returns; \
          MB = 10^6 logical bytes (JSON lines). post s: portlog seal_all, RocksDB flush + full compaction. \
@@ -401,9 +415,36 @@ fn print_markdown(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
             r.pre_bytes_per_record
         );
     }
+    if first.runs_records_per_s.len() > 1 {
+        println!("{}", runs_line(rows));
+        println!();
+    }
     println!(
         "MB = 10^6 bytes of the records as JSON lines. Seal / compaction: portlog's seal_all, RocksDB's flush + full compaction, after the timed appends; B/record on disk: every file of the data directory afterwards, apart from portlog's journal (two files of a fixed size, 2 × 64 MiB by default, written ahead and reused whatever the number of records)."
     );
+}
+
+/// With `--repeat`: how many runs each row is the median of, and every run's records/s.
+fn runs_line(rows: &[Row]) -> String {
+    use portlog_benches::docs::thousands;
+    let k = rows.first().map_or(0, |r| r.runs_records_per_s.len());
+    let each: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let rates: Vec<String> = r.runs_records_per_s.iter().map(|x| thousands(x.round() as u64)).collect();
+            format!(
+                "{} at {} thread{}: {}",
+                r.engine,
+                r.threads,
+                if r.threads == 1 { "" } else { "s" },
+                rates.join(" / ")
+            )
+        })
+        .collect();
+    format!(
+        "Each row is the median of {k} runs by records/s, the two engines alternated run by run (seal and disk figures are that run's). records/s of every run, in order: {}.",
+        each.join("; ")
+    )
 }
 
 /// Groups timed by the fdatasync floor (about half a second at this disk's rates).
@@ -485,17 +526,34 @@ fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     for &threads in &args.threads {
+        // Every run of each engine, the engines alternated so that the disk's drifts fall on both.
+        let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..args.repeat {
+            for (e, (engine, portlog)) in [(&label, true), (&rocks_label, false)].into_iter().enumerate() {
+                let dir = root.path().join(format!("{}-{threads}t", if portlog { "portlog" } else { "rocksdb" }));
+                let run = if portlog {
+                    run_portlog(&records, threads, args.group, &dir, cfg.clone(), now_ms)?
+                } else {
+                    run_rocksdb(&records, threads, args.group, &dir, args.rocksdb_block_kib)?
+                };
+                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+                eprintln!(
+                    "{engine}, {threads} threads: {:.0} records/s, {:.2} MB/s, {:.1} B/record on disk",
+                    n as f64 / run.secs,
+                    logical as f64 / 1e6 / run.secs,
+                    run.disk_bytes as f64 / n as f64
+                );
+                runs[e].push(run);
+            }
+        }
         let mut pair = Vec::new();
-        for (engine, portlog) in [(&label, true), (&rocks_label, false)] {
-            let dir = root.path().join(format!("{}-{threads}t", if portlog { "portlog" } else { "rocksdb" }));
-            let run = if portlog {
-                run_portlog(&records, threads, args.group, &dir, cfg.clone(), now_ms)?
-            } else {
-                run_rocksdb(&records, threads, args.group, &dir, args.rocksdb_block_kib)?
-            };
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        for (engine, runs) in [&label, &rocks_label].into_iter().zip(runs) {
+            let rates: Vec<f64> = runs.iter().map(|r| n as f64 / r.secs).collect();
+            let mut by_rate: Vec<&Run> = runs.iter().collect();
+            by_rate.sort_by(|a, b| b.secs.total_cmp(&a.secs));
+            let Some(run) = by_rate.get((by_rate.len() - 1) / 2) else { continue };
             let per = |b: u64| b as f64 / n as f64;
-            let row = Row {
+            pair.push(Row {
                 engine: engine.clone(),
                 threads,
                 group: args.group,
@@ -513,13 +571,9 @@ fn main() -> Result<()> {
                 pre_bytes_per_record: per(run.pre_bytes),
                 jsonl_bytes_per_record: per(logical),
                 jsonl_zstd3_bytes_per_record: per(zstd3),
+                runs_records_per_s: rates,
                 machine: machine.clone(),
-            };
-            eprintln!(
-                "{engine}, {threads} threads: {:.0} records/s, {:.2} MB/s, {:.1} B/record on disk",
-                row.records_per_s, row.mb_per_s, row.disk_bytes_per_record
-            );
-            pair.push(row);
+            });
         }
         let rocks_rate = pair[1].records_per_s;
         pair[0].vs_rocksdb = pair[0].records_per_s / rocks_rate;
@@ -570,6 +624,9 @@ mod tests {
         assert!(args(&["load"]).is_err());
         assert!(args(&["append", "--markdown"]).unwrap().markdown);
         assert!(args(&["append", "--json", "--markdown"]).is_err());
+        assert_eq!(args(&["append"]).unwrap().repeat, 1);
+        assert_eq!(args(&["append", "--repeat", "3"]).unwrap().repeat, 3);
+        assert!(args(&["append", "--repeat", "0"]).unwrap_err().to_string().contains("--repeat"));
     }
 
     #[test]
