@@ -148,8 +148,21 @@ impl IoFile for OsFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    // fcntl is not wrapped by std; the crate denies unsafe code elsewhere.
+    #[allow(unsafe_code)]
     fn set_direct(&self) -> io::Result<()> {
-        self.fcntl_set_direct()
+        use std::os::fd::AsRawFd;
+        let fd = self.0.as_raw_fd();
+        // SAFETY: plain system calls on a descriptor this struct owns; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
     // A system call std does not wrap; the crate denies unsafe code elsewhere.
     #[allow(unsafe_code)]
@@ -165,25 +178,6 @@ impl IoFile for OsFile {
         } else {
             Err(io::Error::last_os_error())
         }
-    }
-}
-
-impl OsFile {
-    // fcntl is not wrapped by std; the crate denies unsafe code elsewhere.
-    #[allow(unsafe_code)]
-    fn fcntl_set_direct(&self) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let fd = self.0.as_raw_fd();
-        // SAFETY: plain system calls on a descriptor this struct owns; no memory is passed.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
     }
 }
 

@@ -65,7 +65,8 @@ impl Ahead {
     }
 
     /// Bytes of `file` written ahead and synced.
-    pub fn prepared(&self, file: usize) -> u64 {
+    #[cfg(test)]
+    fn prepared(&self, file: usize) -> u64 {
         self.lock().prepared[file]
     }
 
@@ -138,24 +139,14 @@ pub fn run(ahead: &Ahead, io: SharedIo, dir: PathBuf, cfg: Arc<LogConfig>) {
             }
         };
         let path = dir.join(FILE_NAMES[file]);
-        let r = write_step(
-            &io,
-            &cfg,
-            &mut files[file],
-            &path,
-            &zeros,
-            from,
-            (from + step(from)).max(want).min(max.max(want)),
-        );
-        if r.is_ok() && from == 0 {
-            // A new file: its directory entry is made durable with its first step.
-            if let Err(e) = fsync_dir(&*io, &dir) {
-                let mut st = ahead.lock();
-                st.failed = Some(e);
-                ahead.cv.notify_all();
-                continue;
+        let to = (from + step(from)).max(want).min(max.max(want));
+        let r = write_step(&io, &cfg, &mut files[file], &path, &zeros, from, to).and_then(|to| {
+            if from == 0 {
+                // A new file: its directory entry is made durable with its first step.
+                fsync_dir(&*io, &dir)?;
             }
-        }
+            Ok(to)
+        });
         let mut st = ahead.lock();
         match r {
             Ok(to) => st.prepared[file] = to,
@@ -179,7 +170,7 @@ fn write_step(
 ) -> Result<u64> {
     if slot.is_none() {
         let f = io.open_rw(path).map_err(Error::io("open", path))?;
-        let direct = cfg.journal_direct_io && from.is_multiple_of(DIRECT_ALIGN as u64) && f.set_direct().is_ok();
+        let direct = super::journal::try_direct(&*f, path, from, cfg);
         *slot = Some((f, direct));
     }
     let Some((f, direct)) = slot.as_ref() else { return Ok(from) };

@@ -595,29 +595,30 @@ impl Handle {
 struct JFile {
     file: Box<dyn IoFile>,
     path: PathBuf,
-    /// Written with direct I/O ([`JFile::try_direct`]): whole blocks from an [`AlignedBuf`].
+    /// Written with direct I/O ([`try_direct`]): whole blocks from an [`AlignedBuf`].
     direct: bool,
 }
 
 impl JFile {
     /// `file`, `len` bytes long.
     fn new(file: Box<dyn IoFile>, path: PathBuf, len: u64, cfg: &LogConfig) -> Self {
-        let mut f = JFile { file, path, direct: false };
-        if cfg.journal_direct_io {
-            f.try_direct(len);
-        }
-        f
+        let direct = try_direct(&*file, &path, len, cfg);
+        JFile { file, path, direct }
     }
+}
 
-    /// Switches the file to direct I/O if it can be: its length is whole blocks (a journal
-    /// written before direct I/O may not be) and the file system takes `O_DIRECT`.
-    fn try_direct(&mut self, len: u64) {
-        if !len.is_multiple_of(DIRECT_ALIGN as u64) {
-            return;
-        }
-        match self.file.set_direct() {
-            Ok(()) => self.direct = true,
-            Err(e) => tracing::info!(path = %self.path.display(), error = %e, "journal written through the page cache"),
+/// Switches a journal file (`len` bytes long) to direct I/O if the configuration asks for it
+/// and it can be: its length is whole blocks (a journal written before direct I/O may not be)
+/// and the file system takes `O_DIRECT`. Whether it was.
+pub(super) fn try_direct(file: &dyn IoFile, path: &Path, len: u64, cfg: &LogConfig) -> bool {
+    if !cfg.journal_direct_io || !len.is_multiple_of(DIRECT_ALIGN as u64) {
+        return false;
+    }
+    match file.set_direct() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!(path = %path.display(), error = %e, "journal written through the page cache");
+            false
         }
     }
 }
@@ -943,23 +944,24 @@ impl Journal {
             }
             (other, 0)
         };
-        if let Err(e) = self.ensure_file(file) {
-            self.poison(e.to_string());
-            return Self::fail_parts(batch, &e);
-        }
-        let direct = self.files[file].as_ref().is_some_and(|f| f.direct);
+        // The file, its space written ahead (waiting for the writing-ahead thread only when it
+        // is behind), and for a direct write the buffer from the frame's block start.
         let block = at - at % DIRECT_ALIGN as u64;
-        let end = if direct { (at + len).next_multiple_of(DIRECT_ALIGN as u64) } else { at + len };
-        if let Err(e) = self.prepare(file, end) {
-            self.poison(e.to_string());
-            return Self::fail_parts(batch, &e);
-        }
-        if direct {
-            if let Err(e) = self.direct_buffer(file, block, at) {
+        let ready = self.ensure_file(file).and_then(|direct| {
+            let end = if direct { (at + len).next_multiple_of(DIRECT_ALIGN as u64) } else { at + len };
+            self.ahead.ensure(file, end)?;
+            if direct {
+                self.direct_buffer(file, block, at)?;
+            }
+            Ok(direct)
+        });
+        let direct = match ready {
+            Ok(direct) => direct,
+            Err(e) => {
                 self.poison(e.to_string());
                 return Self::fail_parts(batch, &e);
             }
-        }
+        };
         // Hand the records out first: the writers write their rows while the frame is synced.
         self.last_lsn = lsn;
         for p in batch.into_iter().flatten() {
@@ -1019,22 +1021,15 @@ impl Journal {
         Ok(())
     }
 
-    /// Creates `file` if it does not exist yet; its directory entry is made durable with the
-    /// first step of [`Journal::prepare`].
-    fn ensure_file(&mut self, file: usize) -> Result<()> {
+    /// Creates `file` if it does not exist yet (its directory entry is made durable with the
+    /// first step written ahead); whether it is written with direct I/O.
+    fn ensure_file(&mut self, file: usize) -> Result<bool> {
         if self.files[file].is_none() {
             let path = self.dir.join(FILE_NAMES[file]);
             let f = self.io.create(&path).map_err(Error::io("create", &path))?;
             self.files[file] = Some(JFile::new(f, path, 0, &self.cfg));
         }
-        Ok(())
-    }
-
-    /// Makes sure `file` exists and is written ahead (zeros, synced) up to `upto` at least
-    /// (by the writing-ahead thread, which this waits for only when it is behind).
-    fn prepare(&mut self, file: usize, upto: u64) -> Result<()> {
-        self.ensure_file(file)?;
-        self.ahead.ensure(file, upto)
+        Ok(self.files[file].as_ref().is_some_and(|f| f.direct))
     }
 }
 
