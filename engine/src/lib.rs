@@ -63,6 +63,7 @@ pub use crypto::KeyRing;
 pub use engine::{Engine, EngineConfig, Finding, IngestOutcome};
 pub use error::{Error, Result, RowError};
 pub use log::expire::ExpiredSegment;
+pub use log::journal::JournalStats;
 pub use log::trace::TraceQuery;
 pub use log::{Log, LogEnv, LogStats, PendingAppend, Records};
 pub use record::{Direction, PhoneNumber, Record, SubPort, Usage};

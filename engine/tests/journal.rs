@@ -628,3 +628,47 @@ fn frames_end(dir: &Path) -> usize {
     }
     at
 }
+
+#[test]
+fn the_journal_counts_its_frames_appends_records_and_bytes_as_they_lie_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let log = open(&dir, cfg()).unwrap();
+    let start = log.stats().journal.expect("a journaled log reports its journal");
+    assert_eq!((start.frames, start.appends, start.records, start.bytes), (0, 0, 0, 0));
+    assert!(start.checkpoints >= 1, "the checkpoint taken at open counts: {start:?}");
+    // One caller: every append is a frame of its own.
+    let sizes = [1, 7, 40, 3];
+    let mut from = 0;
+    for n in sizes {
+        log.append(batch(from, n)).unwrap();
+        from += n;
+    }
+    let st = log.stats().journal.unwrap();
+    assert_eq!((st.frames, st.appends, st.records), (4, 4, from), "{st:?}");
+    let (_, on_disk) = frames(&dir);
+    assert_eq!(on_disk.len(), 4);
+    assert_eq!(st.bytes, on_disk.iter().map(|(a, b)| (b - a) as u64).sum::<u64>());
+    assert!(st.sync_ns > 0);
+    // Eight callers at once: every append is counted once, and a frame may serve several.
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let log = &log;
+            s.spawn(move || {
+                for k in 0..25 {
+                    log.append(batch(1_000 + (t * 25 + k) * 10, 10)).unwrap();
+                }
+            });
+        }
+    });
+    let end = log.stats().journal.unwrap();
+    assert_eq!((end.appends - st.appends, end.records - st.records), (200, 2_000), "{end:?}");
+    assert!((1..=200).contains(&(end.frames - st.frames)), "{end:?}");
+    log.close();
+    // Counted since open: a reopen replays nothing new and starts again from zero.
+    let log = open(&dir, cfg()).unwrap();
+    assert_eq!(log.stats().journal.map(|j| (j.frames, j.records)), Some((0, 0)));
+    log.close();
+    let off = open(&dir, LogConfig { journal: false, ..cfg() }).unwrap();
+    assert_eq!(off.stats().journal, None, "no journal, no journal figures");
+}

@@ -163,6 +163,26 @@ impl Metrics {
             ("portlog_log_sealed_bytes", "Bytes of sealed segment files.", st.sealed_bytes.to_string()),
             ("portlog_log_open_bytes", "Bytes of open segment files.", st.open_bytes.to_string()),
         ];
+        // The journal's group commits since the daemon opened the log: appends per frame and
+        // seconds per sync are ratios of these (docs/operations.md, "Watching the group commits").
+        if let Some(j) = st.journal {
+            gauges.extend([
+                (
+                    "portlog_journal_frames_total",
+                    "Journal frames written and synced, one fdatasync each.",
+                    j.frames.to_string(),
+                ),
+                ("portlog_journal_appends_total", "Append requests the journal frames carried.", j.appends.to_string()),
+                ("portlog_journal_records_total", "Messages the journal frames carried.", j.records.to_string()),
+                ("portlog_journal_bytes_total", "Bytes of the journal frames.", j.bytes.to_string()),
+                (
+                    "portlog_journal_sync_seconds_total",
+                    "Seconds spent writing and syncing journal frames.",
+                    format!("{:.6}", j.sync_ns as f64 / 1e9),
+                ),
+                ("portlog_journal_checkpoints_total", "Journal checkpoints completed.", j.checkpoints.to_string()),
+            ]);
+        }
         // Retention, from its durable history (scheduled runs happen inside the engine).
         if let Ok(r) = engine.retention_status() {
             let last = r.last_run.unwrap_or_default();

@@ -328,5 +328,10 @@ fn overload_is_resource_exhausted_and_metrics_are_served() {
     assert!(body.contains("portlog_grpc_calls_total{method=\"Stats.Get\",code=\"ResourceExhausted\"}"), "{body}");
     assert!(body.contains("portlog_grpc_overloaded_total"), "{body}");
     assert!(body.contains("portlog_log_records 1"), "{body}");
+    // The one ingested message went through the journal: one frame, one append, one record.
+    for m in ["portlog_journal_frames_total 1", "portlog_journal_appends_total 1", "portlog_journal_records_total 1"] {
+        assert!(body.contains(&format!("\n{m}\n")), "{m}: {body}");
+    }
+    assert!(body.contains("# TYPE portlog_journal_sync_seconds_total counter"), "{body}");
     assert_eq!(d.sigterm().code(), Some(0));
 }

@@ -20,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use portlog_benches::disk::{dir_bytes, fs_type, fsync_floor, scratch_base, FsyncFloor};
 use portlog_benches::rocks::{encode_key, encode_value, options as rocks_options};
 use portlog_benches::{jsonl_zstd_bytes, Generator, Record, Templates, WorkloadConfig};
-use portlog_engine::{Log, LogConfig, ManualClock, SyncPolicy};
+use portlog_engine::{JournalStats, Log, LogConfig, ManualClock, SyncPolicy};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -216,7 +216,32 @@ struct Row {
     /// records/s of every run of this engine and thread count (`--repeat`), in run order; the
     /// row's figures are the median one's.
     runs_records_per_s: Vec<f64>,
+    /// portlog's group commits in the timed appends of the row's run (`None` for RocksDB, or
+    /// with the journal off).
+    journal: Option<JournalFigures>,
     machine: Machine,
+}
+
+/// How the journal grouped the appends of one run ([`JournalStats`] over the timed phase).
+#[derive(Debug, Clone, Serialize)]
+struct JournalFigures {
+    frames: u64,
+    appends_per_frame: f64,
+    records_per_frame: f64,
+    /// Mean time of a frame's write and fdatasync, in µs.
+    sync_us: f64,
+}
+
+impl JournalFigures {
+    fn of(j: &JournalStats) -> Self {
+        let f = j.frames.max(1) as f64;
+        JournalFigures {
+            frames: j.frames,
+            appends_per_frame: j.appends as f64 / f,
+            records_per_frame: j.records as f64 / f,
+            sync_us: j.sync_ns as f64 / 1e3 / f,
+        }
+    }
 }
 
 /// Runs `f` on each work item in its own thread, all released at once; returns the wall time
@@ -265,6 +290,7 @@ struct Run {
     pre_bytes: u64,
     disk_bytes: u64,
     data_bytes: u64,
+    journal: Option<JournalStats>,
 }
 
 fn run_portlog(
@@ -287,6 +313,8 @@ fn run_portlog(
         }
         Ok(())
     })?;
+    // Before the seal: its checkpoints are not the appends' work.
+    let journal = log.stats().journal;
     let pre_bytes = dir_bytes(dir, ".seg")?.total;
     let t = Instant::now();
     log.seal_all()?;
@@ -302,7 +330,7 @@ fn run_portlog(
     }
     log.close();
     let b = dir_bytes(dir, ".seg")?;
-    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data })
+    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data, journal })
 }
 
 fn run_rocksdb(records: &[Record], threads: usize, group: usize, dir: &Path, block_kib: usize) -> Result<Run> {
@@ -333,7 +361,7 @@ fn run_rocksdb(records: &[Record], threads: usize, group: usize, dir: &Path, blo
     }
     drop(db);
     let b = dir_bytes(dir, ".sst")?;
-    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data })
+    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data, journal: None })
 }
 
 fn print_table(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
@@ -379,6 +407,9 @@ fn print_table(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
     if rows.first().is_some_and(|r| r.runs_records_per_s.len() > 1) {
         println!("{}", runs_line(rows));
     }
+    if let Some(line) = journal_line(rows) {
+        println!("{line}");
+    }
     println!(
         "records/s and MB/s: wall time of the appends, every append durable (fdatasync / WAL sync) before it returns; \
          MB = 10^6 logical bytes (JSON lines). post s: portlog seal_all, RocksDB flush + full compaction. \
@@ -419,6 +450,10 @@ fn print_markdown(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
         println!("{}", runs_line(rows));
         println!();
     }
+    if let Some(line) = journal_line(rows) {
+        println!("{line}");
+        println!();
+    }
     println!(
         "MB = 10^6 bytes of the records as JSON lines. Seal / compaction: portlog's seal_all, RocksDB's flush + full compaction, after the timed appends; B/record on disk: every file of the data directory afterwards, apart from portlog's journal (two files of a fixed size, 2 × 64 MiB by default, written ahead and reused whatever the number of records)."
     );
@@ -445,6 +480,33 @@ fn runs_line(rows: &[Row]) -> String {
         "Each row is the median of {k} runs by records/s, the two engines alternated run by run (seal and disk figures are that run's). records/s of every run, in order: {}.",
         each.join("; ")
     )
+}
+
+/// How portlog's journal grouped the appends in each row's run: frames (one fdatasync each),
+/// appends and records a frame, and the mean write + fdatasync of a frame.
+fn journal_line(rows: &[Row]) -> Option<String> {
+    use portlog_benches::docs::thousands;
+    let each: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let j = r.journal.as_ref()?;
+            Some(format!(
+                "{} thread{}: {} frames, {:.2} appends ({:.0} records) a frame, {:.0} µs a frame's write and fdatasync",
+                r.threads,
+                if r.threads == 1 { "" } else { "s" },
+                thousands(j.frames),
+                j.appends_per_frame,
+                j.records_per_frame,
+                j.sync_us
+            ))
+        })
+        .collect();
+    (!each.is_empty()).then(|| {
+        format!(
+            "portlog's journal in each row's run (`Log::stats().journal` over the timed appends), {}.",
+            each.join("; ")
+        )
+    })
 }
 
 /// Groups timed by the fdatasync floor (about half a second at this disk's rates).
@@ -572,6 +634,7 @@ fn main() -> Result<()> {
                 jsonl_bytes_per_record: per(logical),
                 jsonl_zstd3_bytes_per_record: per(zstd3),
                 runs_records_per_s: rates,
+                journal: run.journal.as_ref().map(JournalFigures::of),
                 machine: machine.clone(),
             });
         }

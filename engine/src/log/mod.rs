@@ -67,6 +67,8 @@ pub struct LogStats {
     pub oldest_ts_ms: Option<i64>,
     /// Largest record time held, if any.
     pub newest_ts_ms: Option<i64>,
+    /// The journal's group commits since the log was opened; `None` without a journal.
+    pub journal: Option<journal::JournalStats>,
 }
 
 /// What a log is opened with besides its directory, configuration and clock.
@@ -581,6 +583,7 @@ impl Log {
         (st.sealed_segments, st.open_segments, st.sealed_bytes, st.sealed_records, st.index_bytes, st.open_bytes) =
             (ss, os, sb, sr, ib, ob);
         st.dict_bytes = db;
+        st.journal = self.journal.as_ref().map(|j| j.handle.shared.stats());
         st
     }
 
