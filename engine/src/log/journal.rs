@@ -494,10 +494,10 @@ pub struct JournalStats {
 #[derive(Debug, Default)]
 struct SharedState {
     durable_lsn: u64,
+    /// Counted by the journal thread (frames) and the checkpointer (checkpoints).
     stats: JournalStats,
     failed: Option<String>,
     checkpoint_lsn: u64,
-    checkpoints: u64,
     /// Failed checkpoints so far, and the last one's cause.
     checkpoint_failures: u64,
     checkpoint_failed: Option<String>,
@@ -535,8 +535,7 @@ impl Shared {
 
     /// The journal's figures since the log was opened.
     pub fn stats(&self) -> JournalStats {
-        let st = self.lock();
-        JournalStats { checkpoints: st.checkpoints, ..st.stats }
+        self.lock().stats
     }
 
     /// The LSN the last completed checkpoint covers.
@@ -615,7 +614,7 @@ impl Handle {
 
     /// Blocks until the journal's first checkpoint (taken when it starts) is written.
     pub fn wait_first_checkpoint(&self) -> std::result::Result<(), String> {
-        self.shared.wait(0, |st| st.checkpoints >= 1)
+        self.shared.wait(0, |st| st.stats.checkpoints >= 1)
     }
 }
 
@@ -1092,7 +1091,7 @@ fn checkpointer(rx: Receiver<CkptJob>, io: &dyn Io, dir: &Path, shared: &Shared)
         match outcome {
             Ok(()) => shared.update(|st| {
                 st.checkpoint_lsn = st.checkpoint_lsn.max(c.lsn);
-                st.checkpoints += 1;
+                st.stats.checkpoints += 1;
             }),
             Err(f) => {
                 tracing::error!(cause = %f, "journal checkpoint failed");
