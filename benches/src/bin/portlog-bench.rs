@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR]
-//!                      [--json | --markdown] [--seed N] [--shards N] [--sync data|full|none]
-//!                      [--rocksdb-block-kib N]
+//!                      [--json | --markdown] [--seed N] [--numbers N] [--shards N]
+//!                      [--sync data|full|none] [--rocksdb-block-kib N] [--repeat N]
 //! ```
 //!
 //! The records are generated once (see `portlog_benches::Generator`) and split round-robin
@@ -28,8 +28,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8] [--group 100] [--dir DIR]
-                            [--json | --markdown] [--seed N] [--shards N] [--sync data|full|none]
-                            [--rocksdb-block-kib N] [--repeat N]
+                            [--json | --markdown] [--seed N] [--numbers N] [--shards N]
+                            [--sync data|full|none] [--rocksdb-block-kib N] [--repeat N]
 
   --records N            records to write per run (default 1000000)
   --threads LIST         comma-separated thread counts, one run of each engine per count (default 1,2,8)
@@ -39,6 +39,7 @@ const USAGE: &str = "usage: portlog-bench append [--records N] [--threads 1,2,8]
   --json                 one JSON object per row instead of the table
   --markdown             the table as markdown (docs/benchmarks.md, `./x bench-docs`)
   --seed N               workload seed (default 42)
+  --numbers N            distinct numbers of the workload (default 1000000, the generator's)
   --shards N             portlog shards (default: LogConfig's, 4)
   --sync POLICY          portlog sync policy: data (default), full or none
   --no-journal           portlog without its journal: each shard writer syncs its own files
@@ -59,6 +60,7 @@ struct Args {
     json: bool,
     markdown: bool,
     seed: u64,
+    numbers: u64,
     shards: Option<u32>,
     sync: SyncPolicy,
     no_journal: bool,
@@ -91,6 +93,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         json: false,
         markdown: false,
         seed: 42,
+        numbers: WorkloadConfig::default().numbers,
         shards: None,
         sync: SyncPolicy::Data,
         no_journal: false,
@@ -127,6 +130,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             "--group" => a.group = parse_num(&flag, &v)?,
             "--dir" => a.dir = Some(PathBuf::from(v)),
             "--seed" => a.seed = parse_num(&flag, &v)?,
+            "--numbers" => a.numbers = parse_num(&flag, &v)?,
             "--shards" => a.shards = Some(parse_num(&flag, &v)?),
             "--sync" => {
                 a.sync = match v.as_str() {
@@ -143,8 +147,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             _ => bail!("unknown flag {flag:?}\n{USAGE}"),
         }
     }
-    if a.records == 0 || a.group == 0 || a.rocksdb_block_kib == 0 {
-        bail!("--records, --group and --rocksdb-block-kib must be positive");
+    if a.records == 0 || a.group == 0 || a.rocksdb_block_kib == 0 || a.numbers == 0 {
+        bail!("--records, --group, --numbers and --rocksdb-block-kib must be positive");
     }
     if !(1..=99).contains(&a.repeat) {
         bail!("--repeat: must be 1..=99");
@@ -219,7 +223,40 @@ struct Row {
     /// portlog's group commits in the timed appends of the row's run (`None` for RocksDB, or
     /// with the journal off).
     journal: Option<JournalFigures>,
+    /// The latency of one append call (portlog's `Log::append`, RocksDB's synced `write_opt`)
+    /// over every call of the row's run.
+    latency: Latency,
     machine: Machine,
+}
+
+/// Percentiles of the latency of one append call, in µs.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Latency {
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    /// Calls that took over 10 ms.
+    over_10ms: usize,
+    /// The slowest call's place among its thread's calls (0: the first call, into a new data
+    /// directory).
+    slowest_call: usize,
+}
+
+impl Latency {
+    /// From every call's latency in ns, each thread's in the order it made them.
+    fn of(per_thread: Vec<Vec<u64>>) -> Self {
+        let slowest_call =
+            per_thread.iter().flat_map(|t| t.iter().enumerate()).max_by_key(|&(_, &v)| v).map_or(0, |(i, _)| i);
+        let mut ns: Vec<u64> = per_thread.into_iter().flatten().collect();
+        let over_10ms = ns.iter().filter(|&&v| v > 10_000_000).count();
+        ns.sort_unstable();
+        let q = |f: f64| {
+            ns.get(((ns.len() as f64 * f) as usize).min(ns.len().saturating_sub(1))).map_or(0.0, |&v| v as f64 / 1e3)
+        };
+        let max_us = ns.last().map_or(0.0, |&v| v as f64 / 1e3);
+        Latency { p50_us: q(0.5), p99_us: q(0.99), p999_us: q(0.999), max_us, over_10ms, slowest_call }
+    }
 }
 
 /// How the journal grouped the appends of one run ([`JournalStats`] over the timed phase).
@@ -245,8 +282,8 @@ impl JournalFigures {
 }
 
 /// Runs `f` on each work item in its own thread, all released at once; returns the wall time
-/// from the release until the last one finished.
-fn timed_threads<W: Send>(work: Vec<W>, f: impl Fn(W) -> Result<()> + Sync) -> Result<f64> {
+/// from the release until the last one finished, and the latencies (ns) each thread returned.
+fn timed_threads<W: Send>(work: Vec<W>, f: impl Fn(W) -> Result<Vec<u64>> + Sync) -> Result<(f64, Vec<Vec<u64>>)> {
     let barrier = Barrier::new(work.len() + 1);
     std::thread::scope(|s| {
         let handles: Vec<_> = work
@@ -262,9 +299,10 @@ fn timed_threads<W: Send>(work: Vec<W>, f: impl Fn(W) -> Result<()> + Sync) -> R
         barrier.wait();
         let t0 = Instant::now();
         let mut first_err = None;
+        let mut latencies = Vec::new();
         for h in handles {
             match h.join() {
-                Ok(Ok(())) => {}
+                Ok(Ok(l)) => latencies.push(l),
                 Ok(Err(e)) => {
                     first_err.get_or_insert(e);
                 }
@@ -274,7 +312,7 @@ fn timed_threads<W: Send>(work: Vec<W>, f: impl Fn(W) -> Result<()> + Sync) -> R
             }
         }
         let secs = t0.elapsed().as_secs_f64();
-        first_err.map_or(Ok(secs), Err)
+        first_err.map_or(Ok((secs, latencies)), Err)
     })
 }
 
@@ -291,6 +329,7 @@ struct Run {
     disk_bytes: u64,
     data_bytes: u64,
     journal: Option<JournalStats>,
+    latency: Latency,
 }
 
 fn run_portlog(
@@ -307,11 +346,14 @@ fn run_portlog(
         .into_iter()
         .map(|idx| idx.chunks(group).map(|c| c.iter().map(|&i| records[i].clone()).collect()).collect())
         .collect();
-    let secs = timed_threads(work, |groups| {
+    let (secs, ns) = timed_threads(work, |groups| {
+        let mut ns = Vec::with_capacity(groups.len());
         for g in groups {
+            let t = Instant::now();
             log.append(g)?;
+            ns.push(t.elapsed().as_nanos() as u64);
         }
-        Ok(())
+        Ok(ns)
     })?;
     // Before the seal: its checkpoints are not the appends' work.
     let journal = log.stats().journal;
@@ -330,16 +372,19 @@ fn run_portlog(
     }
     log.close();
     let b = dir_bytes(dir, ".seg")?;
-    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data, journal })
+    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data, journal, latency: Latency::of(ns) })
 }
 
 fn run_rocksdb(records: &[Record], threads: usize, group: usize, dir: &Path, block_kib: usize) -> Result<Run> {
     let db = DB::open(&rocks_options(LogConfig::default().zstd_level, block_kib << 10), dir)?;
-    let secs = timed_threads(split(records.len(), threads), |idx| {
+    let (secs, ns) = timed_threads(split(records.len(), threads), |idx| {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         let mut value = Vec::with_capacity(1024);
+        let mut ns = Vec::with_capacity(idx.len().div_ceil(group));
         for c in idx.chunks(group) {
+            // Timed like portlog's call: building the batch is part of the append.
+            let t = Instant::now();
             let mut batch = WriteBatch::default();
             for &i in c {
                 value.clear();
@@ -347,8 +392,9 @@ fn run_rocksdb(records: &[Record], threads: usize, group: usize, dir: &Path, blo
                 batch.put(encode_key(&records[i], i as u64), &value);
             }
             db.write_opt(batch, &wo)?;
+            ns.push(t.elapsed().as_nanos() as u64);
         }
-        Ok(())
+        Ok(ns)
     })?;
     let pre_bytes = dir_bytes(dir, ".sst")?.total;
     let t = Instant::now();
@@ -361,7 +407,15 @@ fn run_rocksdb(records: &[Record], threads: usize, group: usize, dir: &Path, blo
     }
     drop(db);
     let b = dir_bytes(dir, ".sst")?;
-    Ok(Run { secs, post_secs, pre_bytes, disk_bytes: b.total, data_bytes: b.data, journal: None })
+    Ok(Run {
+        secs,
+        post_secs,
+        pre_bytes,
+        disk_bytes: b.total,
+        data_bytes: b.data,
+        journal: None,
+        latency: Latency::of(ns),
+    })
 }
 
 fn print_table(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
@@ -410,6 +464,7 @@ fn print_table(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
     if let Some(line) = journal_line(rows) {
         println!("{line}");
     }
+    println!("{}", latency_line(rows));
     println!(
         "records/s and MB/s: wall time of the appends, every append durable (fdatasync / WAL sync) before it returns; \
          MB = 10^6 logical bytes (JSON lines). post s: portlog seal_all, RocksDB flush + full compaction. \
@@ -454,6 +509,8 @@ fn print_markdown(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
         println!("{line}");
         println!();
     }
+    println!("{}", latency_line(rows));
+    println!();
     println!(
         "MB = 10^6 bytes of the records as JSON lines. Seal / compaction: portlog's seal_all, RocksDB's flush + full compaction, after the timed appends; B/record on disk: every file of the data directory afterwards, apart from portlog's journal (two files of a fixed size, 2 × 64 MiB by default, written ahead and reused whatever the number of records)."
     );
@@ -509,6 +566,43 @@ fn journal_line(rows: &[Row]) -> Option<String> {
     })
 }
 
+/// The latency of one append call in each row's run: p50, p99, p99.9 and max (with the
+/// slowest call's place in its thread), and the calls over 10 ms.
+fn latency_line(rows: &[Row]) -> String {
+    use portlog_benches::docs::thousands;
+    let us = |v: f64| {
+        if v >= 10_000.0 {
+            format!("{:.0} ms", v / 1e3)
+        } else if v >= 1_000.0 {
+            format!("{:.1} ms", v / 1e3)
+        } else {
+            format!("{v:.0} µs")
+        }
+    };
+    let each: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let l = &r.latency;
+            format!(
+                "{} at {} thread{}: {} / {} / {} / {} (call {}), {} over 10 ms",
+                r.engine,
+                r.threads,
+                if r.threads == 1 { "" } else { "s" },
+                us(l.p50_us),
+                us(l.p99_us),
+                us(l.p999_us),
+                us(l.max_us),
+                thousands(l.slowest_call as u64),
+                l.over_10ms
+            )
+        })
+        .collect();
+    format!(
+        "Latency of one append call in each row's run, p50 / p99 / p99.9 / max (the slowest call's place among its thread's calls, from 0), and the calls over 10 ms: {}.",
+        each.join("; ")
+    )
+}
+
 /// Groups timed by the fdatasync floor (about half a second at this disk's rates).
 const FLOOR_GROUPS_MAX: usize = 3_000;
 
@@ -544,7 +638,7 @@ fn main() -> Result<()> {
 
     let t = Instant::now();
     let templates = Arc::new(Templates::load_default()?);
-    let wl = WorkloadConfig { seed: args.seed, ..WorkloadConfig::default() };
+    let wl = WorkloadConfig { seed: args.seed, numbers: args.numbers, ..WorkloadConfig::default() };
     let records: Vec<Record> = Generator::new(templates, wl)?.take(args.records).collect();
     let now_ms = records.iter().map(|r| r.ts_ms).max().unwrap_or(0) + 1_000;
     let n = records.len() as u64;
@@ -635,6 +729,7 @@ fn main() -> Result<()> {
                 jsonl_zstd3_bytes_per_record: per(zstd3),
                 runs_records_per_s: rates,
                 journal: run.journal.as_ref().map(JournalFigures::of),
+                latency: run.latency,
                 machine: machine.clone(),
             });
         }
