@@ -203,8 +203,8 @@ impl Section {
 }
 
 /// The names of the harness sections, in the order they run (and appear in the document).
-pub const SECTIONS: [&str; 8] =
-    ["append-group100", "append-group1000", "check", "retention", "trace", "load", "compare", "capacity"];
+pub const SECTIONS: [&str; 9] =
+    ["append-group100", "append-group1000", "index", "check", "retention", "trace", "load", "compare", "capacity"];
 
 /// The trace section's records when neither `--quick` nor `--trace-records` says otherwise:
 /// a tenth of the documented 100 M, which takes most of an hour to load alone.
@@ -251,6 +251,12 @@ pub fn sections(sizes: &Sizes) -> Vec<Section> {
     vec![
         s("append-group100", "portlog-bench", append("100"), Markdown),
         s("append-group1000", "portlog-bench", append("1000"), Markdown),
+        s(
+            "index",
+            "portlog-index-bench",
+            pick("--records 4000000 --markdown", "--records 200000 --repeat 1 --lookups 1000 --markdown"),
+            Markdown,
+        ),
         s(
             "check",
             "portlog-check-bench",
@@ -539,8 +545,8 @@ mod tests {
         assert_eq!(human_secs(7_980.0), "2 h 13 min");
         let m = Machine { cpu: "AMD EPYC".into(), cores: 2, mem_bytes: 24 << 30, kernel: "6.18".into() };
         assert_eq!(m.describe(), "AMD EPYC, 2 cores, 24.0 GiB, kernel 6.18");
-        let s = &sections(&Sizes::default())[7];
-        let b = harness_block(s, "day 1\nday 2\n", 1_795_000_000_000, 44.0, &m, false);
+        let s = sections(&Sizes::default()).into_iter().find(|s| s.name == "capacity").unwrap();
+        let b = harness_block(&s, "day 1\nday 2\n", 1_795_000_000_000, 44.0, &m, false);
         assert!(b.starts_with(NOTICE));
         assert!(b.contains("**Command:** `portlog-capacity-check --days 30 --rate 1.5 --every 5` · **Run:** 2026-11-18 11:06 UTC, took 44 s"));
         assert!(b.ends_with("```text\nday 1\nday 2\n```\n\n"));

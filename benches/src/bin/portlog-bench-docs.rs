@@ -42,7 +42,7 @@ const USAGE: &str = "usage: portlog-bench-docs [--doc PATH] [--out PATH] [--only
                       with the same size (portlog-trace-bench --data)
   --dry-run           check the markers and print the commands; run nothing, write nothing
 
-sections: machine, append-group100, append-group1000, check, retention, trace, load, compare, capacity
+sections: machine, append-group100, append-group1000, index, check, retention, trace, load, compare, capacity
 Each harness is the binary of that name beside this one (cargo build --release --workspace --bins).";
 
 /// Lines of a failed harness's standard error (and output) kept for the error message.

@@ -129,7 +129,7 @@ impl OpenCursor {
             match (&filter.peer, &filter.sub_port) {
                 (Some(p), _) => ix.rows_of_peer(*p),
                 (None, Some(s)) => ix.rows_of_sub_port(s.as_str()),
-                (None, None) => ix.rows.clone(),
+                (None, None) => ix.rows.to_vec(),
             }
         };
         rows.retain(|r| r.ts_ms >= filter.from_ms && r.ts_ms < filter.to_ms);

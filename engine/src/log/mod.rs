@@ -8,11 +8,13 @@
 
 pub mod ahead;
 pub mod block;
+pub mod chunked;
 pub mod expire;
 pub mod filter;
 pub mod frame;
 pub mod index;
 pub mod journal;
+pub mod lastrow;
 pub mod manifest;
 pub mod merge;
 pub mod open_segment;

@@ -2,12 +2,13 @@
 //! group-commit frames, plus an in-memory index of the rows it holds so that reads need no scan.
 //! Only the shard's writer thread appends; readers see a row once its frame is durable.
 
+use super::chunked::Chunked;
 use super::frame::{self, FrameError, SegmentHeader, HEADER_LEN, OPEN_MAGIC};
+use super::lastrow::LastRow;
 use crate::crypto::{KeyRing, SegmentCipher};
 use crate::error::{Error, Result};
 use crate::io::{Io, IoFile};
 use crate::record::Record;
-use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -33,18 +34,20 @@ const NO_ROW: u32 = u32::MAX;
 /// a chain from the last one back through `prev`: adding a row is two map updates and one push,
 /// with no allocation per key (a `Vec` of positions per number cost a `malloc` for nearly every
 /// new number, and with SipHash the index was the writers' largest cost in a profile of
-/// 8-thread appends). Readers sort what they pick, so a chain's newest-first order is fine.
+/// 8-thread appends). The maps are [`LastRow`]s, split in parts, and the rows [`Chunked`], so
+/// that growing never stalls an append for long. Readers sort what they pick, so a chain's newest-first order is
+/// fine.
 #[derive(Debug, Default)]
 pub struct OpenIndex {
     /// Rows in arrival order.
-    pub rows: Vec<RowRef>,
+    pub rows: Chunked<RowRef>,
     /// For each row, the row before it of the same sub-port and of the same number
     /// ([`NO_ROW`]: none).
-    prev: Vec<(u32, u32)>,
+    prev: Chunked<(u32, u32)>,
     /// The last row of each sub-port: the head of its chain.
-    last_of_sub_port: FxHashMap<Box<str>, u32>,
+    last_of_sub_port: LastRow<Box<str>>,
     /// The last row of each number: the head of its chain.
-    last_of_peer: FxHashMap<u64, u32>,
+    last_of_peer: LastRow<u64>,
     /// Smallest record time.
     pub min_ts_ms: i64,
     /// Largest record time.
@@ -52,7 +55,9 @@ pub struct OpenIndex {
 }
 
 impl OpenIndex {
-    fn add(&mut self, r: &Record, row: RowRef) {
+    /// Adds a durable row: the writer's part of [`OpenSegment::publish`] (and of recovery);
+    /// public for `portlog-index-bench`.
+    pub fn add(&mut self, r: &Record, row: RowRef) {
         let i = self.rows.len() as u32;
         if self.rows.is_empty() {
             (self.min_ts_ms, self.max_ts_ms) = (r.ts_ms, r.ts_ms);
@@ -61,26 +66,21 @@ impl OpenIndex {
             self.max_ts_ms = self.max_ts_ms.max(r.ts_ms);
         }
         self.rows.push(row);
-        // Look up before inserting so that the common case (a known sub-port) allocates nothing.
-        let prev_sub_port = match self.last_of_sub_port.get_mut(r.sub_port.as_str()) {
-            Some(last) => std::mem::replace(last, i),
-            None => {
-                self.last_of_sub_port.insert(r.sub_port.as_str().into(), i);
-                NO_ROW
-            }
-        };
+        // A known sub-port (the common case) allocates nothing.
+        let s = r.sub_port.as_str();
+        let prev_sub_port = self.last_of_sub_port.replace(s, i, || s.into()).unwrap_or(NO_ROW);
         let prev_peer = self.last_of_peer.insert(r.peer.as_u64(), i).unwrap_or(NO_ROW);
         self.prev.push((prev_sub_port, prev_peer));
     }
 
     /// The rows of sub-port `s`, newest first.
     pub fn rows_of_sub_port(&self, s: &str) -> Vec<RowRef> {
-        self.chain(self.last_of_sub_port.get(s).copied(), |(sub_port, _)| sub_port)
+        self.chain(self.last_of_sub_port.get(s), |(sub_port, _)| sub_port)
     }
 
     /// The rows of number `peer` (its `u64` form), newest first.
     pub fn rows_of_peer(&self, peer: u64) -> Vec<RowRef> {
-        self.chain(self.last_of_peer.get(&peer).copied(), |(_, peer)| peer)
+        self.chain(self.last_of_peer.get(&peer), |(_, peer)| peer)
     }
 
     fn chain(&self, head: Option<u32>, link: impl Fn((u32, u32)) -> u32) -> Vec<RowRef> {

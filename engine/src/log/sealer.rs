@@ -57,7 +57,7 @@ pub fn seal(shard: &Shard, seg: &Arc<OpenSegment>, cfg: &LogConfig) -> Result<()
     let h = seg.header;
     let key = (h.bucket_start_ms, h.gen);
     let stem = seg_stem(h.bucket_start_ms, h.gen, cfg.tz_offset_ms);
-    let mut rows = seg.read_index().rows.clone();
+    let mut rows = seg.read_index().rows.to_vec();
     if rows.is_empty() {
         shard.write().open.remove(&key);
         shard.io.remove_file(seg.path()).map_err(Error::io("remove", seg.path()))?;
