@@ -28,6 +28,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod alloc;
 pub mod clock;
 pub mod codec;
 pub mod config;

@@ -148,6 +148,8 @@ fn verify_audit(registry: &Registry) -> Result<bool> {
 }
 
 fn run() -> Result<i32> {
+    // Before any thread starts: writers free what request workers allocated (engine/src/alloc.rs).
+    let fast_bins_off = portlog_engine::alloc::disable_malloc_fast_bins();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -157,6 +159,7 @@ fn run() -> Result<i32> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    tracing::debug!(fast_bins_off, "malloc fast bins");
     let cfg = config::load(cli.config.as_deref())?;
     let clock: SharedClock = Arc::new(SystemClock);
     if let Some(Command::Verify) = cli.command {
