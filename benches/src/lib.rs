@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod args;
 pub mod compare;
 pub mod disk;
 pub mod docs;

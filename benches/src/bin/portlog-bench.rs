@@ -17,6 +17,7 @@
 //! can make groups of the same size durable with nothing but a write and an fdatasync each.
 
 use anyhow::{anyhow, bail, Context, Result};
+use portlog_benches::args::parse_num;
 use portlog_benches::disk::{dir_bytes, fs_type, fsync_floor, scratch_base, FsyncFloor};
 use portlog_benches::rocks::{encode_key, encode_value, options as rocks_options};
 use portlog_benches::{jsonl_zstd_bytes, Generator, Record, Templates, WorkloadConfig};
@@ -69,10 +70,6 @@ struct Args {
     checkpoint_mib: Option<u64>,
     rocksdb_block_kib: usize,
     repeat: usize,
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
-    v.replace('_', "").parse().map_err(|_| anyhow!("{flag}: {v:?} is not a number"))
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {

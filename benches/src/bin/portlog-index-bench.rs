@@ -21,6 +21,7 @@
 //! read path: a number's chain of rows, newest first).
 
 use anyhow::{anyhow, bail, Result};
+use portlog_benches::args::parse_num;
 use portlog_benches::docs::thousands;
 use portlog_benches::stats::median;
 use portlog_benches::{Generator, Record, Templates, WorkloadConfig};
@@ -53,10 +54,6 @@ struct Args {
     seed: u64,
     json: bool,
     markdown: bool,
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
-    v.replace('_', "").parse().map_err(|_| anyhow!("{flag}: {v:?} is not a number"))
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {

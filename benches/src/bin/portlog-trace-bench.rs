@@ -37,6 +37,7 @@
 //! temp dir, or the current directory when that is a tmpfs) removed at the end.
 
 use anyhow::{anyhow, bail, Context, Result};
+use portlog_benches::args::parse_num;
 use portlog_benches::disk::{dir_bytes, fs_type, scratch_base};
 use portlog_benches::{Generator, Record, Templates, WorkloadConfig, DEFAULT_START_MS};
 use portlog_engine::time::DAY_MS;
@@ -100,10 +101,6 @@ struct Args {
     data: Option<PathBuf>,
     json: bool,
     markdown: bool,
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
-    v.replace('_', "").parse().map_err(|_| anyhow!("{flag}: {v:?} is not a number"))
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
