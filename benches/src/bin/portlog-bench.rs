@@ -513,6 +513,18 @@ fn print_markdown(rows: &[Row], logical_per_record: f64, zstd_per_record: f64) {
     );
 }
 
+/// "1 thread", "8 threads".
+fn threads_label(n: usize) -> String {
+    format!("{n} thread{}", if n == 1 { "" } else { "s" })
+}
+
+impl Row {
+    /// "portlog at 8 threads": how the lines under the table name a row.
+    fn engine_at_threads(&self) -> String {
+        format!("{} at {}", self.engine, threads_label(self.threads))
+    }
+}
+
 /// With `--repeat`: how many runs each row is the median of, and every run's records/s.
 fn runs_line(rows: &[Row]) -> String {
     use portlog_benches::docs::thousands;
@@ -521,13 +533,7 @@ fn runs_line(rows: &[Row]) -> String {
         .iter()
         .map(|r| {
             let rates: Vec<String> = r.runs_records_per_s.iter().map(|x| thousands(x.round() as u64)).collect();
-            format!(
-                "{} at {} thread{}: {}",
-                r.engine,
-                r.threads,
-                if r.threads == 1 { "" } else { "s" },
-                rates.join(" / ")
-            )
+            format!("{}: {}", r.engine_at_threads(), rates.join(" / "))
         })
         .collect();
     format!(
@@ -545,9 +551,8 @@ fn journal_line(rows: &[Row]) -> Option<String> {
         .filter_map(|r| {
             let j = r.journal.as_ref()?;
             Some(format!(
-                "{} thread{}: {} frames, {:.2} appends ({:.0} records) a frame, {:.0} µs a frame's write and fdatasync",
-                r.threads,
-                if r.threads == 1 { "" } else { "s" },
+                "{}: {} frames, {:.2} appends ({:.0} records) a frame, {:.0} µs a frame's write and fdatasync",
+                threads_label(r.threads),
                 thousands(j.frames),
                 j.appends_per_frame,
                 j.records_per_frame,
@@ -581,10 +586,8 @@ fn latency_line(rows: &[Row]) -> String {
         .map(|r| {
             let l = &r.latency;
             format!(
-                "{} at {} thread{}: {} / {} / {} / {} (call {}), {} over 10 ms",
-                r.engine,
-                r.threads,
-                if r.threads == 1 { "" } else { "s" },
+                "{}: {} / {} / {} / {} (call {}), {} over 10 ms",
+                r.engine_at_threads(),
                 us(l.p50_us),
                 us(l.p99_us),
                 us(l.p999_us),

@@ -78,10 +78,7 @@ impl<K: Hash + Eq> LastRow<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Spread + ?Sized,
     {
-        if self.parts.is_empty() {
-            self.parts.resize_with(PARTS, FxHashMap::default);
-        }
-        let part = &mut self.parts[part_of(key)];
+        let part = self.part_mut(key);
         match part.get_mut(key) {
             Some(last) => Some(std::mem::replace(last, row)),
             None => {
@@ -98,10 +95,16 @@ impl<K: Hash + Eq> LastRow<K> {
     where
         K: Spread,
     {
+        self.part_mut(&key).insert(key, row)
+    }
+
+    /// The part `key` belongs to, the parts made at the first insert.
+    #[inline]
+    fn part_mut<Q: Spread + ?Sized>(&mut self, key: &Q) -> &mut FxHashMap<K, u32> {
         if self.parts.is_empty() {
             self.parts.resize_with(PARTS, FxHashMap::default);
         }
-        self.parts[part_of(&key)].insert(key, row)
+        &mut self.parts[part_of(key)]
     }
 
     /// Keys held.
