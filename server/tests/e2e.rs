@@ -96,6 +96,12 @@ fn ingest_trace_stats_restart_and_sigterm() {
     let s = r.json();
     assert_eq!(s["records"], 3, "{s}");
     assert_eq!(s["oldest_record"], rfc3339_utc8(t0));
+    // The daemon syncs, so its journal carried the three records, each frame one sync.
+    assert_eq!(s["journal_records"], 3, "{s}");
+    let frames = s["journal_frames"].as_u64().unwrap();
+    assert!((1..=3).contains(&frames), "{s}");
+    assert!(s["journal_appends_per_frame"].as_f64().unwrap() >= 1.0, "{s}");
+    assert!(s["journal_sync_us"].as_f64().unwrap() > 0.0 && s["journal_checkpoints"].as_u64().unwrap() >= 1, "{s}");
 
     // Direction and limit filters; a sub-port nobody knows is an error, not an empty answer.
     let r = portlog(&["--endpoint", &ep, "--json", "trace", "--number", A, "--direction", "mo"], None);

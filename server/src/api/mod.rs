@@ -241,9 +241,14 @@ pub(crate) mod testing {
 
     /// [`state`] with these `[server]` settings.
     pub fn state_with(dir: &std::path::Path, server: ServerConfig) -> (State, Arc<ManualClock>) {
+        state_with_log(dir, server, LogConfig { shards: 1, sync: SyncPolicy::None, ..LogConfig::default() })
+    }
+
+    /// [`state_with`] with these log settings (the others sync nothing, so have no journal).
+    pub fn state_with_log(dir: &std::path::Path, server: ServerConfig, log: LogConfig) -> (State, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(NOW));
         let cfg = EngineConfig {
-            log: LogConfig { shards: 1, sync: SyncPolicy::None, ..LogConfig::default() },
+            log,
             registry: RegistryConfig { sync: false, ..RegistryConfig::default() },
             ..EngineConfig::default()
         };

@@ -525,7 +525,22 @@ fn stats_json(s: &proto::StatsReply) -> Value {
         "assignments": s.assignments,
         "oldest_record": s.oldest_ts_ms.map_or(Value::Null, |t| rfc3339_utc8(t).into()),
         "newest_record": s.newest_ts_ms.map_or(Value::Null, |t| rfc3339_utc8(t).into()),
+        // The group commits since the daemon started (null without a journal): how many appends
+        // one sync served, and what a sync costs on this disk.
+        "journal_frames": s.journal.as_ref().map_or(Value::Null, |j| j.frames.into()),
+        "journal_records": s.journal.as_ref().map_or(Value::Null, |j| j.records.into()),
+        "journal_appends_per_frame": s.journal.as_ref().map_or(Value::Null, |j| per(j.appends as f64, j.frames, 100.0)),
+        "journal_sync_us": s.journal.as_ref().map_or(Value::Null, |j| per(j.sync_seconds * 1e6, j.frames, 10.0)),
+        "journal_checkpoints": s.journal.as_ref().map_or(Value::Null, |j| j.checkpoints.into()),
     })
+}
+
+/// `total / n` rounded to `1 / scale` (null when `n` is 0).
+fn per(total: f64, n: u64, scale: f64) -> Value {
+    if n == 0 {
+        return Value::Null;
+    }
+    json!((total / n as f64 * scale).round() / scale)
 }
 
 async fn run_ingest(json: bool, client: &Client, a: args::IngestArgs, timeout: Option<Duration>) -> Result<i32, Fail> {
