@@ -244,7 +244,8 @@ pub(crate) mod testing {
         state_with_log(dir, server, LogConfig { shards: 1, sync: SyncPolicy::None, ..LogConfig::default() })
     }
 
-    /// [`state_with`] with these log settings (the others sync nothing, so have no journal).
+    /// [`state_with`] with these log settings ([`state`] and [`state_with`] sync nothing, so
+    /// their logs have no journal).
     pub fn state_with_log(dir: &std::path::Path, server: ServerConfig, log: LogConfig) -> (State, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(NOW));
         let cfg = EngineConfig {
