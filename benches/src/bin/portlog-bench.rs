@@ -20,6 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use portlog_benches::args::parse_num;
 use portlog_benches::disk::{dir_bytes, fs_type, fsync_floor, scratch_base, FsyncFloor};
 use portlog_benches::rocks::{encode_key, encode_value, options as rocks_options};
+use portlog_benches::stats::quantile;
 use portlog_benches::{jsonl_zstd_bytes, Generator, Record, Templates, WorkloadConfig};
 use portlog_engine::{JournalStats, Log, LogConfig, ManualClock, SyncPolicy};
 use rocksdb::{WriteBatch, WriteOptions, DB};
@@ -248,9 +249,7 @@ impl Latency {
         let mut ns: Vec<u64> = per_thread.into_iter().flatten().collect();
         let over_10ms = ns.iter().filter(|&&v| v > 10_000_000).count();
         ns.sort_unstable();
-        let q = |f: f64| {
-            ns.get(((ns.len() as f64 * f) as usize).min(ns.len().saturating_sub(1))).map_or(0.0, |&v| v as f64 / 1e3)
-        };
+        let q = |f: f64| quantile(&ns, f).map_or(0.0, |v| v as f64 / 1e3);
         let max_us = ns.last().map_or(0.0, |&v| v as f64 / 1e3);
         Latency { p50_us: q(0.5), p99_us: q(0.99), p999_us: q(0.999), max_us, over_10ms, slowest_call }
     }

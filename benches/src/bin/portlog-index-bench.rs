@@ -23,7 +23,7 @@
 use anyhow::{anyhow, bail, Result};
 use portlog_benches::args::parse_num;
 use portlog_benches::docs::thousands;
-use portlog_benches::stats::median;
+use portlog_benches::stats::{median, quantile};
 use portlog_benches::{Generator, Record, Templates, WorkloadConfig};
 use portlog_engine::log::open_segment::{OpenIndex, RowRef};
 use rand::{Rng, SeedableRng};
@@ -194,7 +194,8 @@ fn run<I: Index>(records: &[Record], batch: usize, probes: &[u64]) -> Run {
     let over = |us: f64| times.iter().filter(|&&t| t > us).count();
     let (over_1ms, over_10ms) = (over(1_000.0), over(10_000.0));
     times.sort_by(f64::total_cmp);
-    let q = |f: f64| times[((times.len() as f64 * f) as usize).min(times.len() - 1)];
+    // A run has at least one batch (records and batch are positive).
+    let q = |f: f64| quantile(&times, f).unwrap_or(f64::NAN);
     Run {
         rows_per_s,
         batch_p50_us: q(0.5),

@@ -35,8 +35,8 @@ const NO_ROW: u32 = u32::MAX;
 /// with no allocation per key (a `Vec` of positions per number cost a `malloc` for nearly every
 /// new number, and with SipHash the index was the writers' largest cost in a profile of
 /// 8-thread appends). The maps are [`LastRow`]s, split in parts, and the rows [`Chunked`], so
-/// that growing never stalls an append for long. Readers sort what they pick, so a chain's newest-first order is
-/// fine.
+/// that growing never stalls an append for long. Readers sort what they pick, so a chain's
+/// newest-first order is fine.
 #[derive(Debug, Default)]
 pub struct OpenIndex {
     /// Rows in arrival order.
